@@ -1,0 +1,170 @@
+/*
+ * relay.h: the relay's shared types, private to relay/.
+ *
+ * One struct relay holds the configuration, the counters and the maps of
+ * live sessions; one struct relay_conn is the per-connection state lws
+ * allocates for every host and viewer WebSocket; one struct relay_session
+ * is a desktop with its host, its owner's viewer and at most one guest.
+ * Everything runs on the single lws service thread, so nothing here is
+ * locked.
+ */
+#ifndef ASP_RELAY_H
+#define ASP_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/proto_code.h"
+#include "protocol/proto_ctrl.h"
+#include "protocol/proto_error.h"
+#include "protocol/proto_media.h"
+#include "relay/relay_frame.h"
+#include "relay/relay_map.h"
+#include "relay/relay_queue.h"
+
+struct lws;
+struct lws_context;
+struct lws_vhost;
+
+#define RELAY_DESKTOP_MAX 64
+#define RELAY_NAME_MAX 64
+#define RELAY_OWNER_KEY_LEN 32
+#define RELAY_STREAMS_MAX 8
+
+struct relay_config {
+	char listen_host[64];
+	int listen_port;
+	const char *data_dir;
+	const char *tls_cert;
+	const char *tls_key;
+	const char *web_dir;
+	size_t max_message;       /* largest media message accepted */
+	size_t queue_bytes;       /* per-viewer queue bound */
+	uint32_t queue_msgs;      /* per-viewer queue bound */
+	size_t gop_bytes;         /* keyframe cache bound per session */
+	int stall_secs;           /* close a viewer making no progress */
+	uint32_t keyframe_gap_ms; /* least time between keyframe requests */
+};
+
+struct relay_stats {
+	uint64_t bytes_in, msgs_in;
+	uint64_t bytes_out, msgs_out;
+	uint64_t copied_bytes, copies;  /* user-space copies of message bytes */
+	uint64_t forwarded_bytes;       /* message bytes handed to sockets */
+	uint64_t partial_writes;        /* writes lws had to buffer */
+	uint64_t dropped[PROTO_KIND_CONTROL + 1]; /* by media kind */
+	uint64_t refusals[PROTO_E__COUNT];
+	uint64_t keyframe_requests;
+	uint64_t keyframe_mismatches;
+	uint64_t sessions_created;
+};
+
+enum relay_role {
+	RELAY_ROLE_NONE,
+	RELAY_ROLE_HOST,
+	RELAY_ROLE_OWNER,
+	RELAY_ROLE_GUEST,
+};
+
+enum relay_state {
+	RELAY_ST_HELLO,   /* waiting for hello */
+	RELAY_ST_READY,   /* hello accepted (viewer: waiting for join) */
+	RELAY_ST_JOINED,  /* viewer joined a session */
+	RELAY_ST_CLOSING, /* flushing an error, then closing */
+};
+
+struct relay_conn {
+	struct relay *relay;
+	struct lws *wsi;
+	struct relay_conn *prev, *next;  /* relay.conns */
+	bool is_host;
+	enum relay_role role;
+	enum relay_state state;
+	struct relay_session *session;
+	char name[RELAY_NAME_MAX + 1];
+
+	/* Receive: a binary message is assembled straight into its frame. */
+	struct relay_frame *rx;
+	size_t rx_have;
+	uint8_t rx_hdr[PROTO_MEDIA_HDR_LEN]; /* a header split across reads */
+	size_t rx_hdr_have;
+	bool rx_skip;                        /* swallowing a refused message */
+	int rx_skip_err;
+	char *rx_text;
+	size_t rx_text_len, rx_text_cap;
+	bool rx_paused;
+
+	/* Send. */
+	struct relay_queue q;
+	bool skip_video;        /* dropped video: wait for a keyframe */
+	uint64_t dropped;
+	int close_code;
+	char close_reason[32];
+
+	/* Health and metrics. */
+	uint64_t last_progress_us;
+	uint64_t ping_sent_us;
+	bool want_ping;
+	double rtt_ms;
+	uint64_t last_age_us;
+	uint32_t metrics_interval_ms;
+	uint64_t next_report_us;
+};
+
+struct relay_stream_stats {
+	bool used;
+	uint8_t kind;
+	uint8_t codec;
+	uint16_t stream;
+	uint64_t msgs, bytes;           /* totals */
+	uint64_t win_msgs, win_bytes;   /* in the current second */
+	double fps, bytes_per_s;        /* over the last whole second */
+};
+
+struct relay_session {
+	struct relay *relay;
+	char desktop[RELAY_DESKTOP_MAX + 1];
+	char name[RELAY_NAME_MAX + 1];
+	char owner_key[RELAY_OWNER_KEY_LEN + 1];
+	char code[PROTO_CODE_CANON_LEN]; /* "" when no collaboration */
+	struct relay_conn *host, *owner, *guest;
+	bool guest_control;
+
+	/* Keyframe cache: the latest config and the run since the last
+	 * keyframe of the first video stream, by reference. */
+	struct relay_frame *config;
+	struct relay_frame **gop;
+	uint32_t gop_count, gop_cap;
+	size_t gop_bytes;
+	bool gop_valid;
+	uint64_t last_keyframe_req_us;
+
+	int width, height;
+	struct relay_stream_stats streams[RELAY_STREAMS_MAX];
+	uint64_t copied_bytes, forwarded_bytes;
+};
+
+struct relay {
+	struct relay_config cfg;
+	struct relay_stats stats;
+	struct lws_context *context;
+	struct lws_vhost *vhost;
+	struct relay_map by_desktop;
+	struct relay_map by_code;
+	struct relay_map by_owner;
+	struct relay_conn *conns;
+	size_t nconns, nhosts, nviewers;
+	bool tls;
+	bool stopping;
+};
+
+/* Wall clock in microseconds since the Unix epoch (the capture clock). */
+uint64_t relay_now_us(void);
+
+/* One log line on stderr: time, event and detail; never payloads, codes
+ * or tokens. */
+void relay_log(const char *event, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

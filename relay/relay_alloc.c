@@ -1,0 +1,47 @@
+/*
+ * relay_alloc: allocation wrappers that abort on out-of-memory; see the
+ * header for why.
+ */
+#include "relay/relay_alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void relay_oom(size_t n)
+{
+	fprintf(stderr, "asp-relay: out of memory allocating %zu bytes\n", n);
+	abort();
+}
+
+void *relay_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		relay_oom(n);
+	return p;
+}
+
+void *relay_xcalloc(size_t count, size_t size)
+{
+	void *p = calloc(count ? count : 1, size ? size : 1);
+	if (!p)
+		relay_oom(count * size);
+	return p;
+}
+
+void *relay_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		relay_oom(n);
+	return q;
+}
+
+char *relay_xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = relay_xmalloc(n);
+	memcpy(d, s, n);
+	return d;
+}

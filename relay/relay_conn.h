@@ -1,0 +1,63 @@
+/*
+ * relay_conn: one WebSocket connection, host or viewer, on lws.
+ *
+ * This module owns everything between lws and the session rules: it
+ * assembles received messages (binary ones straight into a shared frame:
+ * the one user-space copy), parses control messages, and writes each
+ * connection's queue when lws says the socket is writable, applying the
+ * slow-consumer policy.  Session rules live in relay_session.c.
+ *
+ * Connections are never freed from another connection's callback: a
+ * connection to be closed is marked, its error is queued, and it closes
+ * itself from its own WRITEABLE callback (or a timeout kills it).
+ */
+#ifndef ASP_RELAY_CONN_H
+#define ASP_RELAY_CONN_H
+
+#include <libwebsockets.h>
+
+#include "relay/relay.h"
+
+#define RELAY_PROTO_HOST "asp.host.v1"
+#define RELAY_PROTO_VIEW "asp.view.v1"
+
+int relay_conn_host_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		       void *user, void *in, size_t len);
+int relay_conn_view_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		       void *user, void *in, size_t len);
+
+/* Queues a text message; takes ownership of the malloc'd json (NULL,
+ * from a failed build, is ignored).  Control messages are never dropped. */
+void relay_conn_send_json(struct relay_conn *c, char *json);
+
+/* Queues {"type":"error"} for err without closing. */
+void relay_conn_send_error(struct relay_conn *c, int err, const char *detail);
+
+/* Queues the error, detaches c from its session, then closes with the
+ * error's close code once the error is written. */
+void relay_conn_refuse(struct relay_conn *c, int err, const char *detail);
+
+/* Closes c with a plain close code (e.g. 1000, 1001) after what is
+ * queued for it is written. */
+void relay_conn_close(struct relay_conn *c, int code, const char *reason);
+
+/* Offers a media frame to a viewer under the slow-viewer policy; takes
+ * its own reference when it queues the frame. */
+void relay_conn_send_media(struct relay_conn *c, struct relay_frame *f);
+
+/* Queues a frame that must never be dropped (input to the host, cached
+ * frames replayed on join); takes its own reference. */
+void relay_conn_send_always(struct relay_conn *c, struct relay_frame *f);
+
+/* Marks the viewer as waiting for the next keyframe: video before it is
+ * not queued. */
+void relay_conn_wait_keyframe(struct relay_conn *c);
+
+/* Writes a metrics report for c's session now and arms a ping. */
+void relay_conn_report_metrics(struct relay_conn *c);
+
+/* Called once a second and on shutdown: closes viewers that made no
+ * progress for stall_secs, sends due metrics reports. */
+void relay_conn_tick(struct relay *r, uint64_t now_us);
+
+#endif

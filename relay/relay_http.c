@@ -1,0 +1,232 @@
+/*
+ * relay_http: /healthz, /metrics and the static web page.
+ *
+ * Dynamic answers are rendered whole into a per-request buffer in
+ * LWS_CALLBACK_HTTP and written in HTTP_WRITEABLE, as lws wants; they are
+ * small (a few KiB).  Static files come from the web directory through
+ * lws_serve_http_file, for a fixed set of plain file names only.
+ */
+#include "relay/relay_http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay/relay_alloc.h"
+
+struct relay_buf {
+	char *p;
+	size_t len, cap;
+};
+
+static void relay_buf_printf(struct relay_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void relay_buf_printf(struct relay_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (b->len + (size_t)n + 1 > b->cap) {
+		b->cap = (b->len + (size_t)n + 1) * 2;
+		b->p = relay_xrealloc(b->p, b->cap);
+	}
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+static void relay_metric(struct relay_buf *b, const char *name,
+			 const char *type, const char *help, uint64_t v)
+{
+	relay_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help,
+			 name, type, name, (unsigned long long)v);
+}
+
+char *relay_http_metrics_text(const struct relay *r, size_t *len)
+{
+	const struct relay_stats *st = &r->stats;
+	struct relay_buf b = { 0 };
+
+	relay_metric(&b, "asp_sessions", "gauge",
+		     "Desktops the relay holds a session for.",
+		     r->by_desktop.count);
+	relay_metric(&b, "asp_hosts", "gauge", "Connected hosts.", r->nhosts);
+	relay_metric(&b, "asp_viewers", "gauge", "Connected viewers.",
+		     r->nviewers);
+	relay_metric(&b, "asp_collaborations", "gauge",
+		     "Collaboration codes standing.", r->by_code.count);
+	relay_metric(&b, "asp_bytes_in_total", "counter",
+		     "Binary message bytes received.", st->bytes_in);
+	relay_metric(&b, "asp_messages_in_total", "counter",
+		     "Media and input messages received.", st->msgs_in);
+	relay_metric(&b, "asp_bytes_out_total", "counter",
+		     "Message bytes written to sockets.", st->bytes_out);
+	relay_metric(&b, "asp_messages_out_total", "counter",
+		     "Messages written to sockets.", st->msgs_out);
+	relay_metric(&b, "asp_copied_bytes_total", "counter",
+		     "Message bytes copied in user space by the relay.",
+		     st->copied_bytes);
+	relay_metric(&b, "asp_forwarded_bytes_total", "counter",
+		     "Media and input bytes forwarded to peers.",
+		     st->forwarded_bytes);
+	relay_metric(&b, "asp_partial_writes_total", "counter",
+		     "Writes the socket did not take whole (lws buffered the rest).",
+		     st->partial_writes);
+	relay_metric(&b, "asp_keyframe_requests_total", "counter",
+		     "Keyframe requests sent to hosts.", st->keyframe_requests);
+	relay_metric(&b, "asp_keyframe_mismatches_total", "counter",
+		     "Video messages whose keyframe flag the bitstream contradicted.",
+		     st->keyframe_mismatches);
+	relay_buf_printf(&b, "# HELP asp_dropped_total Messages dropped for slow viewers.\n"
+			 "# TYPE asp_dropped_total counter\n");
+	for (int k = PROTO_KIND_VIDEO; k <= PROTO_KIND_CONTROL; k++)
+		relay_buf_printf(&b, "asp_dropped_total{kind=\"%s\"} %llu\n",
+				 proto_kind_name(k),
+				 (unsigned long long)st->dropped[k]);
+	relay_buf_printf(&b, "# HELP asp_refusals_total Refusals sent, by reason.\n"
+			 "# TYPE asp_refusals_total counter\n");
+	for (int e = 1; e < PROTO_E__COUNT; e++)
+		relay_buf_printf(&b, "asp_refusals_total{reason=\"%s\"} %llu\n",
+				 proto_err_info(e)->code,
+				 (unsigned long long)st->refusals[e]);
+	*len = b.len;
+	return b.p;
+}
+
+static int relay_http_respond(struct lws *wsi, struct relay_http *h,
+			      unsigned int status, const char *type,
+			      char *body, size_t len)
+{
+	unsigned char buf[LWS_PRE + 1024];
+	unsigned char *start = buf + LWS_PRE, *p = start,
+		      *end = buf + sizeof(buf) - 1;
+
+	h->body = body;
+	h->len = len;
+	if (lws_add_http_common_headers(wsi, status, type, len, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (unsigned char *)"no-store", 8, &p,
+					 end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return 1;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static bool relay_http_file_name_ok(const char *name)
+{
+	if (!*name || *name == '.')
+		return false;
+	for (; *name; name++)
+		if (!(('a' <= *name && *name <= 'z') ||
+		      ('0' <= *name && *name <= '9') || *name == '.' ||
+		      *name == '-' || *name == '_'))
+			return false;
+	return true;
+}
+
+static const char *relay_http_mime(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+
+	if (!dot)
+		return "application/octet-stream";
+	if (!strcmp(dot, ".html"))
+		return "text/html; charset=utf-8";
+	if (!strcmp(dot, ".js") || !strcmp(dot, ".mjs"))
+		return "text/javascript; charset=utf-8";
+	if (!strcmp(dot, ".css"))
+		return "text/css; charset=utf-8";
+	if (!strcmp(dot, ".png"))
+		return "image/png";
+	if (!strcmp(dot, ".svg"))
+		return "image/svg+xml";
+	return "application/octet-stream";
+}
+
+static int relay_http_file(struct lws *wsi, struct relay_http *h,
+			   const struct relay *r, const char *uri)
+{
+	const char *name = strcmp(uri, "/") ? uri + 1 : "index.html";
+	char path[1024];
+
+	if (!r->cfg.web_dir || !relay_http_file_name_ok(name))
+		return relay_http_respond(wsi, h, HTTP_STATUS_NOT_FOUND,
+					  "text/plain", relay_xstrdup("not found\n"),
+					  10);
+	snprintf(path, sizeof(path), "%s/%s", r->cfg.web_dir, name);
+	/* lws answers 404 itself when the file is missing. */
+	if (lws_serve_http_file(wsi, path, relay_http_mime(name), NULL, 0) < 0)
+		return -1;
+	return 0;
+}
+
+static int relay_http_request(struct lws *wsi, struct relay_http *h,
+			      const char *uri)
+{
+	struct relay *r = lws_context_user(lws_get_context(wsi));
+	size_t len;
+	char *body;
+
+	if (!strcmp(uri, "/healthz"))
+		return relay_http_respond(wsi, h, HTTP_STATUS_OK, "text/plain",
+					  relay_xstrdup("ok\n"), 3);
+	if (!strcmp(uri, "/metrics")) {
+		body = relay_http_metrics_text(r, &len);
+		return relay_http_respond(wsi, h, HTTP_STATUS_OK,
+			"text/plain; version=0.0.4", body, len);
+	}
+	return relay_http_file(wsi, h, r, uri);
+}
+
+static int relay_http_write_body(struct lws *wsi, struct relay_http *h)
+{
+	unsigned char *buf;
+	int rc;
+
+	if (!h->body)
+		return 0;
+	buf = relay_xmalloc(LWS_PRE + h->len);
+	memcpy(buf + LWS_PRE, h->body, h->len);
+	rc = lws_write(wsi, buf + LWS_PRE, h->len, LWS_WRITE_HTTP_FINAL);
+	free(buf);
+	free(h->body);
+	h->body = NULL;
+	if (rc < 0)
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+int relay_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		  void *user, void *in, size_t len)
+{
+	struct relay_http *h = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return relay_http_request(wsi, h, in);
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return relay_http_write_body(wsi, h);
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (h) {
+			free(h->body);
+			h->body = NULL;
+		}
+		break;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* A WebSocket upgrade without one of our subprotocols. */
+		return 1;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}

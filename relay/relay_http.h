@@ -1,0 +1,24 @@
+/*
+ * relay_http: plain HTTP on the relay's port: the web page, /healthz and
+ * the Prometheus /metrics text.  It only reads relay state.
+ */
+#ifndef ASP_RELAY_HTTP_H
+#define ASP_RELAY_HTTP_H
+
+#include <libwebsockets.h>
+
+#include "relay/relay.h"
+
+/* Per-request state lws allocates for the "http" protocol. */
+struct relay_http {
+	char *body;
+	size_t len;
+};
+
+int relay_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
+		  void *user, void *in, size_t len);
+
+/* Renders the Prometheus exposition text; malloc'd, caller frees. */
+char *relay_http_metrics_text(const struct relay *r, size_t *len);
+
+#endif

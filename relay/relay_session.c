@@ -1,0 +1,595 @@
+/*
+ * relay_session: collaboration rules, the keyframe cache and fan-out.
+ *
+ * The rules, each one a product requirement (docs/protocol.md):
+ *  - a host passes the version gates or is refused;
+ *  - the owner views with the owner key the host was given;
+ *  - one collaboration code per session, valid until discarded or ended;
+ *  - exactly one guest: everyone else is refused with the busy message;
+ *  - input reaches the host only from a viewer holding control, in order.
+ * Because everything runs on one thread, two joins racing for the guest
+ * slot are serialised by the event loop: the first one processed wins.
+ */
+#include "relay/relay_session.h"
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/proto_version.h"
+#include "relay/relay_alloc.h"
+#include "relay/relay_conn.h"
+
+/* Input waiting for the host beyond this pauses the senders. */
+#define RELAY_HOST_INPUT_CAP (1u << 20)
+
+static void relay_notify(struct relay_conn *c, const char *event,
+			 const char *message, const char *name)
+{
+	if (!c)
+		return;
+	if (name)
+		relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_NOTIFY,
+			"{s:s, s:s, s:s}", "event", event, "message", message,
+			"name", name));
+	else
+		relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_NOTIFY,
+			"{s:s, s:s}", "event", event, "message", message));
+}
+
+static bool relay_desktop_valid(const char *d)
+{
+	size_t n = strlen(d);
+
+	if (n == 0 || n > RELAY_DESKTOP_MAX)
+		return false;
+	for (; *d; d++)
+		if (!(('a' <= *d && *d <= 'z') || ('A' <= *d && *d <= 'Z') ||
+		      ('0' <= *d && *d <= '9') || *d == '.' || *d == '_' ||
+		      *d == '-'))
+			return false;
+	return true;
+}
+
+static void relay_copy_name(char *dst, const char *src)
+{
+	snprintf(dst, RELAY_NAME_MAX + 1, "%s", src ? src : "");
+}
+
+/* ---- keyframe cache ------------------------------------------------ */
+
+static void relay_gop_clear(struct relay_session *s)
+{
+	for (uint32_t i = 0; i < s->gop_count; i++)
+		relay_frame_unref(s->gop[i]);
+	s->gop_count = 0;
+	s->gop_bytes = 0;
+	s->gop_valid = false;
+}
+
+static void relay_gop_append(struct relay_session *s, struct relay_frame *f)
+{
+	if (s->gop_count == s->gop_cap) {
+		s->gop_cap = s->gop_cap ? s->gop_cap * 2 : 64;
+		s->gop = relay_xrealloc(s->gop, s->gop_cap * sizeof(*s->gop));
+	}
+	s->gop[s->gop_count++] = relay_frame_ref(f);
+	s->gop_bytes += f->len;
+}
+
+/* Keeps the run since the last keyframe of video stream 0, bounded by
+ * gop_bytes: past the bound the run is useless (it cannot be replayed
+ * whole), so it is dropped until the next keyframe. */
+static void relay_gop_update(struct relay_session *s, struct relay_frame *f)
+{
+	if (f->kind != PROTO_KIND_VIDEO || f->stream != 0)
+		return;
+	if ((f->flags & PROTO_F_CONFIG) && !(f->flags & PROTO_F_KEYFRAME)) {
+		relay_frame_unref(s->config);
+		s->config = relay_frame_ref(f);
+		return;
+	}
+	if (f->flags & PROTO_F_KEYFRAME) {
+		relay_gop_clear(s);
+		s->gop_valid = true;
+	} else if (!s->gop_valid) {
+		return;
+	}
+	if (s->gop_bytes + f->len > s->relay->cfg.gop_bytes) {
+		relay_gop_clear(s);
+		return;
+	}
+	relay_gop_append(s, f);
+}
+
+/* Starts a joining viewer at a decodable point: the cached config and
+ * run when there is one, else the next keyframe (asked for now). */
+static void relay_gop_replay(struct relay_session *s, struct relay_conn *v)
+{
+	if (!s->gop_valid) {
+		relay_conn_wait_keyframe(v);
+		relay_session_request_keyframe(s, "join");
+		return;
+	}
+	if (s->config)
+		relay_conn_send_always(v, s->config);
+	for (uint32_t i = 0; i < s->gop_count; i++)
+		relay_conn_send_always(v, s->gop[i]);
+}
+
+/* ---- session lifetime ---------------------------------------------- */
+
+static void relay_hex(const unsigned char *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static struct relay_session *relay_session_new(struct relay *r,
+					       const char *desktop)
+{
+	struct relay_session *s = relay_xcalloc(1, sizeof(*s));
+	unsigned char key[RELAY_OWNER_KEY_LEN / 2];
+
+	if (RAND_bytes(key, sizeof(key)) != 1) {
+		free(s);
+		return NULL;
+	}
+	s->relay = r;
+	snprintf(s->desktop, sizeof(s->desktop), "%s", desktop);
+	relay_hex(key, sizeof(key), s->owner_key);
+	relay_map_put(&r->by_desktop, s->desktop, s);
+	relay_map_put(&r->by_owner, s->owner_key, s);
+	r->stats.sessions_created++;
+	return s;
+}
+
+static void relay_session_drop_code(struct relay_session *s)
+{
+	if (!s->code[0])
+		return;
+	relay_map_del(&s->relay->by_code, s->code);
+	s->code[0] = '\0';
+}
+
+static void relay_session_free(struct relay_session *s)
+{
+	struct relay *r = s->relay;
+
+	relay_session_drop_code(s);
+	relay_map_del(&r->by_desktop, s->desktop);
+	relay_map_del(&r->by_owner, s->owner_key);
+	relay_gop_clear(s);
+	free(s->gop);
+	relay_frame_unref(s->config);
+	free(s);
+}
+
+/* A session lives while a host, a viewer or a code holds it. */
+static void relay_session_maybe_free(struct relay_session *s)
+{
+	if (!s->host && !s->owner && !s->guest && !s->code[0])
+		relay_session_free(s);
+}
+
+static void relay_free_one(const char *key, void *val, void *arg)
+{
+	(void)key;
+	(void)arg;
+	relay_session_free(val);
+}
+
+void relay_session_free_all(struct relay *r)
+{
+	/* relay_session_free edits the map, so collect first. */
+	struct relay_map all = r->by_desktop;
+
+	relay_map_init(&r->by_desktop);
+	relay_map_each(&all, relay_free_one, NULL);
+	relay_map_free(&all);
+}
+
+/* ---- host ---------------------------------------------------------- */
+
+void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m)
+{
+	struct relay *r = c->relay;
+	const char *desktop = proto_ctrl_str(m, "desktop");
+	struct relay_session *s;
+	char why[256];
+	int err;
+
+	err = proto_gate_host(proto_ctrl_str(m, "os"), proto_ctrl_str(m, "image"),
+			      proto_ctrl_str(m, "asp_version"), why, sizeof(why));
+	if (err) {
+		relay_conn_refuse(c, err, why);
+		return;
+	}
+	if (!relay_desktop_valid(desktop)) {
+		relay_conn_refuse(c, -PROTO_E_MALFORMED,
+			"field \"desktop\" must be 1-64 characters from A-Z a-z 0-9 . _ -");
+		return;
+	}
+	s = relay_map_get(&r->by_desktop, desktop);
+	if (!s && !(s = relay_session_new(r, desktop))) {
+		relay_conn_refuse(c, -PROTO_E_INTERNAL, NULL);
+		return;
+	}
+	if (s->host) {
+		struct relay_conn *old = s->host;
+
+		relay_log("host-replaced", "desktop=%s", s->desktop);
+		s->host = NULL; /* detach quietly: the desktop is not offline */
+		old->session = NULL;
+		relay_conn_refuse(old, -PROTO_E_REPLACED, NULL);
+	}
+	s->host = c;
+	c->session = s;
+	c->role = RELAY_ROLE_HOST;
+	c->state = RELAY_ST_JOINED;
+	relay_copy_name(s->name, proto_ctrl_str(m, "name"));
+	relay_copy_name(c->name, s->name);
+	relay_gop_clear(s);
+	relay_log("host-connect", "desktop=%s", s->desktop);
+	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_WELCOME,
+		"{s:s, s:s, s:I}", "session", s->desktop,
+		"owner_key", s->owner_key, "max_message",
+		(json_int_t)r->cfg.max_message));
+	if (s->code[0]) {
+		char shown[PROTO_CODE_DISPLAY_LEN];
+
+		proto_code_display(s->code, shown);
+		relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_CODE,
+			"{s:s}", "code", shown));
+	}
+	relay_notify(s->owner, "host_online", "The desktop is back.", NULL);
+	relay_notify(s->guest, "host_online", "The desktop is back.", NULL);
+}
+
+static int relay_new_code(struct relay *r, char out[PROTO_CODE_CANON_LEN])
+{
+	unsigned char rnd[32];
+
+	for (int tries = 0; tries < 16; tries++) {
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+			return -PROTO_E_INTERNAL;
+		if (proto_code_from_random(rnd, sizeof(rnd), out) == 0 &&
+		    !relay_map_get(&r->by_code, out))
+			return 0;
+	}
+	return -PROTO_E_INTERNAL;
+}
+
+static void relay_session_share(struct relay_conn *c)
+{
+	struct relay_session *s = c->session;
+	char shown[PROTO_CODE_DISPLAY_LEN];
+
+	if (!s->code[0]) {
+		if (relay_new_code(c->relay, s->code) < 0) {
+			s->code[0] = '\0';
+			relay_conn_send_error(c, -PROTO_E_INTERNAL, NULL);
+			return;
+		}
+		relay_map_put(&c->relay->by_code, s->code, s);
+		relay_log("collab-start", "desktop=%s", s->desktop);
+	}
+	proto_code_display(s->code, shown);
+	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_CODE, "{s:s}",
+						 "code", shown));
+}
+
+/* Discard and end both retire the code and close a guest joined with
+ * it; they differ in what the guest is told. */
+static void relay_session_retire(struct relay_conn *c, int guest_err,
+				 const char *event)
+{
+	struct relay_session *s = c->session;
+
+	if (!s->code[0]) {
+		relay_conn_send_error(c, -PROTO_E_STATE,
+				      "There is no collaboration to end.");
+		return;
+	}
+	relay_log(event, "desktop=%s", s->desktop);
+	relay_session_drop_code(s);
+	if (s->guest)
+		relay_conn_refuse(s->guest, guest_err, NULL);
+}
+
+static void relay_session_control(struct relay_conn *c, bool grant)
+{
+	struct relay_session *s = c->session;
+	const char *event = grant ? "control_granted" : "control_revoked";
+	const char *msg = grant ? "Control granted to the collaborator." :
+				  "Control revoked from the collaborator.";
+
+	if (!s->guest) {
+		relay_conn_send_error(c, -PROTO_E_STATE,
+				      "There is no collaborator to give control to.");
+		return;
+	}
+	s->guest_control = grant;
+	relay_log(event, "desktop=%s", s->desktop);
+	relay_notify(c, event, msg, s->guest->name);
+	relay_notify(s->guest, event, msg, NULL);
+}
+
+void relay_session_host_msg(struct relay_conn *c, const struct proto_ctrl *m)
+{
+	switch (m->type) {
+	case PROTO_MSG_SHARE:
+		relay_session_share(c);
+		break;
+	case PROTO_MSG_DISCARD:
+		relay_session_retire(c, -PROTO_E_DISCARDED, "collab-discard");
+		break;
+	case PROTO_MSG_END:
+		relay_session_retire(c, -PROTO_E_ENDED, "collab-end");
+		break;
+	case PROTO_MSG_CONTROL:
+		relay_session_control(c, proto_ctrl_bool(m, "guest", false));
+		break;
+	default:
+		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
+		break;
+	}
+}
+
+/* ---- viewers ------------------------------------------------------- */
+
+void relay_session_viewer_hello(struct relay_conn *c,
+				const struct proto_ctrl *m)
+{
+	char why[256];
+	int err = proto_gate_client(proto_ctrl_str(m, "client"),
+				    proto_ctrl_str(m, "client_version"), why,
+				    sizeof(why));
+
+	if (err) {
+		relay_conn_refuse(c, err, why);
+		return;
+	}
+	relay_copy_name(c->name, proto_ctrl_str(m, "name"));
+	c->state = RELAY_ST_READY;
+	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_WELCOME, NULL));
+}
+
+static void relay_session_attach_viewer(struct relay_session *s,
+					struct relay_conn *c,
+					enum relay_role role)
+{
+	c->session = s;
+	c->role = role;
+	c->state = RELAY_ST_JOINED;
+	if (role == RELAY_ROLE_GUEST) {
+		s->guest = c;
+		s->guest_control = false;
+	} else {
+		s->owner = c;
+	}
+	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_JOINED,
+		"{s:s, s:s, s:s, s:b}",
+		"role", role == RELAY_ROLE_GUEST ? "guest" : "owner",
+		"session", s->desktop, "name", s->name,
+		"control", role == RELAY_ROLE_OWNER));
+	relay_gop_replay(s, c);
+}
+
+static void relay_session_join_guest(struct relay_conn *c, const char *typed)
+{
+	char canon[PROTO_CODE_CANON_LEN];
+	struct relay_session *s = NULL;
+
+	if (proto_code_normalize(typed, canon) == 0)
+		s = relay_map_get(&c->relay->by_code, canon);
+	if (!s) {
+		relay_conn_refuse(c, -PROTO_E_BAD_CODE, NULL);
+		return;
+	}
+	if (s->guest) {
+		relay_log("refuse-busy", "desktop=%s", s->desktop);
+		relay_conn_refuse(c, -PROTO_E_BUSY, NULL);
+		return;
+	}
+	if (!s->host) {
+		relay_conn_refuse(c, -PROTO_E_OFFLINE, NULL);
+		return;
+	}
+	relay_session_attach_viewer(s, c, RELAY_ROLE_GUEST);
+	relay_log("collab-join", "desktop=%s", s->desktop);
+	relay_notify(s->host, "collab_joined", "Joined Shared Collaboration",
+		     c->name);
+}
+
+static void relay_session_join_owner(struct relay_conn *c, const char *key)
+{
+	struct relay_session *s = relay_map_get(&c->relay->by_owner, key);
+
+	if (!s) {
+		relay_conn_refuse(c, -PROTO_E_UNAUTHORIZED,
+				  "The owner key is not valid.");
+		return;
+	}
+	if (s->owner) {
+		struct relay_conn *old = s->owner;
+
+		s->owner = NULL;
+		old->session = NULL;
+		relay_conn_refuse(old, -PROTO_E_REPLACED, NULL);
+	}
+	relay_session_attach_viewer(s, c, RELAY_ROLE_OWNER);
+	relay_log("owner-join", "desktop=%s", s->desktop);
+}
+
+void relay_session_join(struct relay_conn *c, const struct proto_ctrl *m)
+{
+	const char *code = proto_ctrl_str(m, "code");
+	const char *key = proto_ctrl_str(m, "owner_key");
+
+	if (c->state != RELAY_ST_READY) {
+		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
+		return;
+	}
+	if (!!code + !!key + proto_ctrl_has(m, "assist") != 1) {
+		relay_conn_send_error(c, -PROTO_E_MALFORMED,
+			"join needs exactly one of \"code\", \"owner_key\" or \"assist\".");
+		return;
+	}
+	if (code)
+		relay_session_join_guest(c, code);
+	else if (key)
+		relay_session_join_owner(c, key);
+	else
+		relay_conn_refuse(c, -PROTO_E_NOT_FOUND,
+				  "Remote assistance is not available on this relay yet.");
+}
+
+void relay_session_viewer_msg(struct relay_conn *c, const struct proto_ctrl *m)
+{
+	switch (m->type) {
+	case PROTO_MSG_LEAVE:
+		relay_conn_close(c, 1000, "leave");
+		relay_session_detach(c);
+		break;
+	case PROTO_MSG_KEYFRAME:
+		if (c->session)
+			relay_session_request_keyframe(c->session, "viewer");
+		break;
+	default:
+		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
+		break;
+	}
+}
+
+/* ---- media --------------------------------------------------------- */
+
+void relay_session_request_keyframe(struct relay_session *s,
+				    const char *reason)
+{
+	uint64_t now = relay_now_us();
+
+	if (!s->host ||
+	    now - s->last_keyframe_req_us <
+		    (uint64_t)s->relay->cfg.keyframe_gap_ms * 1000)
+		return;
+	s->last_keyframe_req_us = now;
+	s->relay->stats.keyframe_requests++;
+	relay_conn_send_json(s->host, proto_ctrl_build(PROTO_MSG_KEYFRAME,
+		"{s:s}", "reason", reason));
+}
+
+static void relay_stream_count(struct relay_session *s,
+			       const struct relay_frame *f)
+{
+	struct relay_stream_stats *st = NULL;
+
+	for (int i = 0; i < RELAY_STREAMS_MAX && !st; i++) {
+		struct relay_stream_stats *x = &s->streams[i];
+
+		if (!x->used) {
+			x->used = true;
+			x->kind = f->kind;
+			x->stream = f->stream;
+			st = x;
+		} else if (x->kind == f->kind && x->stream == f->stream) {
+			st = x;
+		}
+	}
+	if (!st)
+		return; /* more streams than we keep rates for */
+	st->codec = f->codec;
+	st->msgs++;
+	st->bytes += f->len;
+	st->win_msgs++;
+	st->win_bytes += f->len;
+}
+
+void relay_session_publish(struct relay_conn *host, struct relay_frame *f)
+{
+	struct relay_session *s = host->session;
+
+	relay_stream_count(s, f);
+	relay_gop_update(s, f);
+	if (s->owner)
+		relay_conn_send_media(s->owner, f);
+	if (s->guest)
+		relay_conn_send_media(s->guest, f);
+}
+
+void relay_session_input(struct relay_conn *v, struct relay_frame *f)
+{
+	struct relay_session *s = v->session;
+	bool allowed = v->role == RELAY_ROLE_OWNER ||
+		       (v->role == RELAY_ROLE_GUEST && s->guest_control);
+
+	if (!allowed) {
+		relay_conn_send_error(v, -PROTO_E_NO_CONTROL, NULL);
+		return;
+	}
+	if (!s->host)
+		return; /* the host is away: nobody to operate */
+	relay_conn_send_always(s->host, f);
+	if (s->host->q.bytes > RELAY_HOST_INPUT_CAP && !v->rx_paused) {
+		/* Never drop input: hold the sender back instead. */
+		v->rx_paused = true;
+		lws_rx_flow_control(v->wsi, 0);
+	}
+}
+
+static void relay_resume(struct relay_conn *v)
+{
+	if (v && v->rx_paused) {
+		v->rx_paused = false;
+		lws_rx_flow_control(v->wsi, 1);
+	}
+}
+
+void relay_session_host_drained(struct relay_session *s)
+{
+	if (s->host && s->host->q.bytes < RELAY_HOST_INPUT_CAP / 2) {
+		relay_resume(s->owner);
+		relay_resume(s->guest);
+	}
+}
+
+/* ---- detach -------------------------------------------------------- */
+
+void relay_session_detach(struct relay_conn *c)
+{
+	struct relay_session *s = c->session;
+
+	if (!s)
+		return;
+	c->session = NULL;
+	if (s->host == c) {
+		s->host = NULL;
+		relay_gop_clear(s);
+		relay_log("host-leave", "desktop=%s", s->desktop);
+		relay_notify(s->owner, "host_offline",
+			     "The desktop disconnected; waiting for it to come back.",
+			     NULL);
+		relay_notify(s->guest, "host_offline",
+			     "The desktop disconnected; waiting for it to come back.",
+			     NULL);
+	} else if (s->guest == c) {
+		s->guest = NULL;
+		s->guest_control = false;
+		relay_resume(c);
+		relay_log("collab-leave", "desktop=%s", s->desktop);
+		relay_notify(s->host, "collab_stopped",
+			     "Stopped Shared Collaboration", c->name);
+	} else if (s->owner == c) {
+		s->owner = NULL;
+		relay_resume(c);
+		relay_log("owner-leave", "desktop=%s", s->desktop);
+	}
+	relay_session_maybe_free(s);
+}

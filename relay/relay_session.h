@@ -1,0 +1,47 @@
+/*
+ * relay_session: the product's rules for one desktop.
+ *
+ * A session is keyed by desktop id.  It has at most one host connection,
+ * one owner viewer and one guest (a collaborator), a collaboration code
+ * while a collaboration stands, and a keyframe cache so that a viewer who
+ * joins starts at a decodable point.  Every function here runs on the lws
+ * thread and acts through relay_conn's queue functions; none writes to a
+ * socket or frees a connection.
+ */
+#ifndef ASP_RELAY_SESSION_H
+#define ASP_RELAY_SESSION_H
+
+#include "relay/relay.h"
+
+/* Control messages, already parsed and schema-checked. */
+void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m);
+void relay_session_host_msg(struct relay_conn *c, const struct proto_ctrl *m);
+void relay_session_viewer_hello(struct relay_conn *c,
+				const struct proto_ctrl *m);
+void relay_session_join(struct relay_conn *c, const struct proto_ctrl *m);
+void relay_session_viewer_msg(struct relay_conn *c, const struct proto_ctrl *m);
+
+/* A complete, validated media message from the host: cache and fan out.
+ * Borrows f. */
+void relay_session_publish(struct relay_conn *host, struct relay_frame *f);
+
+/* A complete, validated input message from a viewer.  Borrows f. */
+void relay_session_input(struct relay_conn *viewer, struct relay_frame *f);
+
+/* Asks the host for a keyframe unless one was asked for less than
+ * keyframe_gap_ms ago. */
+void relay_session_request_keyframe(struct relay_session *s,
+				    const char *reason);
+
+/* Takes c out of its session (leave, drop, refusal, close), with the
+ * notifications that follow; frees the session when nothing holds it.
+ * Safe to call twice. */
+void relay_session_detach(struct relay_conn *c);
+
+/* The host's queue drained: let paused input senders go on. */
+void relay_session_host_drained(struct relay_session *s);
+
+/* Frees every session (shutdown, after all connections closed). */
+void relay_session_free_all(struct relay *r);
+
+#endif

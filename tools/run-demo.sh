@@ -1,0 +1,56 @@
+#!/bin/sh
+# make run: starts the relay on its embedded defaults and a demo desktop
+# that shares itself, then tells a newcomer what to do next.  Ctrl-C
+# stops both.
+set -eu
+BUILD=${1:-build}
+LISTEN=${ASP_LISTEN:-127.0.0.1:8080}
+DATA=${ASP_DATA:-var}
+tmp=$(mktemp -d)
+relay_pid=
+host_pid=
+
+cleanup() {
+	[ -n "$host_pid" ] && kill "$host_pid" 2>/dev/null || true
+	[ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+"$BUILD/asp-relay" --listen "$LISTEN" --data "$DATA" >"$tmp/relay.out" &
+relay_pid=$!
+for _ in $(seq 50); do
+	grep -q '^listening on' "$tmp/relay.out" 2>/dev/null && break
+	kill -0 "$relay_pid" 2>/dev/null || { echo "asp-relay failed to start (is $LISTEN in use?)" >&2; exit 1; }
+	sleep 0.1
+done
+url=$(sed -n 's/^listening on //p' "$tmp/relay.out")
+http=$(echo "$url" | sed 's/^ws/http/')
+
+"$BUILD/asp-host" --relay "$url" --desktop demo --name "Demo desktop" \
+	--share >"$tmp/host.out" 2>&1 </dev/null &
+host_pid=$!
+for _ in $(seq 100); do
+	grep -q '^code: ' "$tmp/host.out" 2>/dev/null && break
+	sleep 0.1
+done
+code=$(sed -n 's/^code: //p' "$tmp/host.out" | head -n 1)
+owner=$(sed -n 's/^welcome: owner_key=//p' "$tmp/host.out" | head -n 1)
+
+cat <<EOT
+
+  asp-relay is listening on $url  (Ctrl-C stops it)
+  A demo desktop is connected and sharing.
+
+  Collaboration code:  ${code:-(the demo host did not start: see $tmp/host.out)}
+
+  Watch it in a browser:   $http/   and type the code
+  Or natively:             $BUILD/asp-view --relay $url --code ${code:-CODE}
+  As the desktop's owner:  $BUILD/asp-view --relay $url --owner-key ${owner:-KEY}
+  Share your own desktop:  $BUILD/asp-host --relay $url --desktop mine --share
+  Health and metrics:      $http/healthz   $http/metrics
+
+EOT
+wait "$relay_pid"
