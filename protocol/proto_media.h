@@ -74,7 +74,8 @@ void proto_media_encode(const struct proto_media_hdr *h,
  * payload).  0, or -PROTO_E_MALFORMED with a sentence in why: short
  * message, bad magic, unknown version, kind, codec or flag bits, nonzero
  * reserved byte, length not matching msg_len, a kind/codec mismatch, or a
- * wrong fixed-size payload for cursor and input. */
+ * cursor or input payload that proto_cursor_decode / proto_input_decode
+ * refuse.  out may be NULL to validate only. */
 int proto_media_decode(const uint8_t *msg, size_t msg_len,
 		       struct proto_media_hdr *out, char *why, size_t why_len);
 
@@ -132,6 +133,8 @@ struct proto_cursor {
 };
 void proto_cursor_encode(const struct proto_cursor *c,
 			 uint8_t out[PROTO_CURSOR_LEN]);
+/* 0, or -PROTO_E_MALFORMED (wrong length, visible not 0/1, reserved
+ * bytes not 0). */
 int proto_cursor_decode(const uint8_t *p, size_t len, struct proto_cursor *out,
 			char *why, size_t why_len);
 
