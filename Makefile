@@ -79,9 +79,17 @@ $(BUILD)/asp-relay: $(RELAY_OBJ) $(LIBCODEC) $(LIBPROTO)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 $(BUILD)/asp-%: $(BUILD)/obj/tools/asp-%.o $(LIBCLIENT) $(LIBCODEC) $(LIBPROTO)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
-$(BUILD)/asp-bench: $(BUILD)/obj/bench/asp-bench.o $(LIBCLIENT) $(LIBCODEC) $(LIBPROTO)
+BENCH_HELPERS := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out bench/asp-%.c,$(wildcard bench/*.c)))
+$(BUILD)/asp-bench: $(BUILD)/obj/bench/asp-bench.o $(BENCH_HELPERS) $(LIBCODEC) $(LIBPROTO)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCODEC) $(LIBPROTO)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
+# Unit tests of relay modules link those modules too, ahead of the
+# libraries they call into (hence a recipe of their own).
+$(BUILD)/tests/test_relay_store: $(BUILD)/obj/tests/unit/test_relay_store.o \
+		$(BUILD)/obj/relay/relay_store_sqlite.o \
+		$(BUILD)/obj/relay/relay_alloc.o $(LIBCODEC) $(LIBPROTO)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
 

@@ -15,13 +15,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec/codec_inspect.h"
 #include "protocol/proto_code.h"
 #include "protocol/proto_ctrl.h"
 #include "protocol/proto_error.h"
 #include "protocol/proto_media.h"
+#include "protocol/proto_token.h"
 #include "relay/relay_frame.h"
 #include "relay/relay_map.h"
 #include "relay/relay_queue.h"
+#include "relay/relay_store.h"
 
 struct lws;
 struct lws_context;
@@ -45,6 +48,7 @@ struct relay_config {
 	size_t gop_bytes;         /* keyframe cache bound per session */
 	int stall_secs;           /* close a viewer making no progress */
 	uint32_t keyframe_gap_ms; /* least time between keyframe requests */
+	bool test_clock;          /* allow PUT /api/clock (tests only) */
 };
 
 struct relay_stats {
@@ -64,7 +68,8 @@ enum relay_role {
 	RELAY_ROLE_NONE,
 	RELAY_ROLE_HOST,
 	RELAY_ROLE_OWNER,
-	RELAY_ROLE_GUEST,
+	RELAY_ROLE_GUEST,   /* a collaborator, in the guest slot */
+	RELAY_ROLE_ASSIST,  /* an administrator assisting, in the guest slot */
 };
 
 enum relay_state {
@@ -83,6 +88,7 @@ struct relay_conn {
 	enum relay_state state;
 	struct relay_session *session;
 	char name[RELAY_NAME_MAX + 1];
+	struct proto_claims who; /* from the token in hello */
 
 	/* Receive: a binary message is assembled straight into its frame. */
 	struct relay_frame *rx;
@@ -103,7 +109,7 @@ struct relay_conn {
 	char close_reason[32];
 
 	/* Health and metrics. */
-	uint64_t last_progress_us;
+	uint64_t last_progress_us; /* last write, or when data began waiting */
 	uint64_t ping_sent_us;
 	bool want_ping;
 	double rtt_ms;
@@ -127,9 +133,11 @@ struct relay_session {
 	char desktop[RELAY_DESKTOP_MAX + 1];
 	char name[RELAY_NAME_MAX + 1];
 	char owner_key[RELAY_OWNER_KEY_LEN + 1];
+	char user[PROTO_TOKEN_ID_MAX + 1]; /* the desktop's user */
 	char code[PROTO_CODE_CANON_LEN]; /* "" when no collaboration */
 	struct relay_conn *host, *owner, *guest;
 	bool guest_control;
+	char assist_id[RELAY_STORE_ID_MAX + 1]; /* guest is assisting */
 
 	/* Keyframe cache: the latest config and the run since the last
 	 * keyframe of the first video stream, by reference. */
@@ -140,7 +148,14 @@ struct relay_session {
 	bool gop_valid;
 	uint64_t last_keyframe_req_us;
 
+	/* What the media is, learned from the bitstream (codec_inspect),
+	 * told to viewers in "stream" messages. */
+	struct codec_video_inspector vinspect;
 	int width, height;
+	char codec_string[CODEC_STRING_MAX];
+	int video_codec;
+	int audio_codec, audio_channels;
+	uint64_t keyframe_mismatches;
 	struct relay_stream_stats streams[RELAY_STREAMS_MAX];
 	uint64_t copied_bytes, forwarded_bytes;
 };
@@ -153,6 +168,9 @@ struct relay {
 	struct relay_map by_desktop;
 	struct relay_map by_code;
 	struct relay_map by_owner;
+	struct relay_store *store;
+	uint8_t secret[PROTO_TOKEN_SECRET_LEN];
+	int64_t clock_offset_s;   /* the injectable clock (tests) */
 	struct relay_conn *conns;
 	size_t nconns, nhosts, nviewers;
 	bool tls;
@@ -161,6 +179,15 @@ struct relay {
 
 /* Wall clock in microseconds since the Unix epoch (the capture clock). */
 uint64_t relay_now_us(void);
+
+/* The relay's clock for tokens, expiry and the audit log: unix seconds,
+ * plus the offset tests may inject (--test-clock). */
+int64_t relay_clock_s(const struct relay *r);
+
+/* Appends an audit event (actor, event, desktop, detail); a store
+ * failure is logged, never fatal. */
+void relay_audit(struct relay *r, const char *actor, const char *event,
+		 const char *desktop, const char *detail);
 
 /* One log line on stderr: time, event and detail; never payloads, codes
  * or tokens. */

@@ -83,6 +83,9 @@ static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 {
 	const struct relay_config *cfg = &c->relay->cfg;
 
+	/* The stall clock runs only while something waits to be written. */
+	if (!c->q.count)
+		c->last_progress_us = relay_now_us();
 	relay_queue_push(&c->q, relay_frame_ref(f));
 	relay_conn_want_write(c);
 	if (!c->is_host && c->q.bytes > 4 * cfg->queue_bytes &&
@@ -602,7 +605,6 @@ static int relay_conn_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_RECEIVE:
 		if (c->state == RELAY_ST_CLOSING)
 			break;
-		c->last_progress_us = relay_now_us();
 		if (lws_frame_is_binary(wsi))
 			relay_conn_rx_binary(c, in, len,
 					     lws_is_final_fragment(wsi));

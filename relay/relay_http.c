@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "relay/relay_admin.h"
 #include "relay/relay_alloc.h"
 
 struct relay_buf {
@@ -169,6 +170,95 @@ static int relay_http_file(struct lws *wsi, struct relay_http *h,
 	return 0;
 }
 
+/* The admin API's answers are JSON; the request body is bounded. */
+#define RELAY_API_BODY_MAX (64 * 1024)
+
+static int relay_http_api_answer(struct lws *wsi, struct relay_http *h)
+{
+	struct relay *r = lws_context_user(lws_get_context(wsi));
+	struct relay_admin_req req = {
+		.method = h->method, .path = h->path, .auth = h->auth,
+		.body = h->req_body, .body_len = h->req_len,
+		.limit = h->limit, .since = h->since,
+	};
+	char *out = NULL;
+	unsigned int status = h->too_large ?
+		relay_admin_refuse(-PROTO_E_TOO_LARGE, NULL, &out) :
+		relay_admin_handle(r, &req, &out);
+
+	free(h->req_body);
+	h->req_body = NULL;
+	h->api = false;
+	return relay_http_respond(wsi, h, status, "application/json", out,
+				  strlen(out));
+}
+
+static long long relay_http_arg(struct lws *wsi, const char *name)
+{
+	char buf[32];
+	const char *val = lws_get_urlarg_by_name(wsi, name, buf, sizeof(buf));
+	char *end;
+	long long v;
+
+	if (!val)
+		return -1;
+	v = strtoll(val, &end, 10);
+	return (*end || end == val || v < 0) ? -2 : v;
+}
+
+/* lws delivers a body only when Content-Length is above zero. */
+static long long relay_http_content_length(struct lws *wsi)
+{
+	char buf[24];
+
+	if (lws_hdr_copy(wsi, buf, sizeof(buf),
+			 WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+		return 0;
+	return strtoll(buf, NULL, 10);
+}
+
+static int relay_http_api_begin(struct lws *wsi, struct relay_http *h,
+				const char *uri)
+{
+	char *u;
+	int ulen, m = lws_http_get_uri_and_method(wsi, &u, &ulen);
+
+	h->api = true;
+	h->method = m == LWSHUMETH_GET ? RELAY_HTTP_GET :
+		    m == LWSHUMETH_POST ? RELAY_HTTP_POST :
+		    m == LWSHUMETH_PUT ? RELAY_HTTP_PUT : RELAY_HTTP_OTHER;
+	snprintf(h->path, sizeof(h->path), "%s", uri + 4);
+	if (lws_hdr_copy(wsi, h->auth, sizeof(h->auth),
+			 WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+		h->auth[0] = '\0';
+	h->limit = (long)relay_http_arg(wsi, "limit=");
+	h->since = relay_http_arg(wsi, "since=");
+	if (h->limit == -2 || h->since == -2) {
+		h->limit = 0; /* relay_admin refuses it with a clear message */
+		h->since = -1;
+	}
+	h->req_body = NULL;
+	h->req_len = 0;
+	h->too_large = false;
+	if (relay_http_content_length(wsi) > 0)
+		return 0; /* the answer waits for HTTP_BODY_COMPLETION */
+	return relay_http_api_answer(wsi, h);
+}
+
+/* Collects the body; past the bound it is dropped and the answer will
+ * be too_large. */
+static void relay_http_api_body(struct relay_http *h, const void *in,
+				size_t len)
+{
+	if (h->too_large || h->req_len + len > RELAY_API_BODY_MAX) {
+		h->too_large = true;
+		return;
+	}
+	h->req_body = relay_xrealloc(h->req_body, h->req_len + len);
+	memcpy(h->req_body + h->req_len, in, len);
+	h->req_len += len;
+}
+
 static int relay_http_request(struct lws *wsi, struct relay_http *h,
 			      const char *uri)
 {
@@ -176,6 +266,8 @@ static int relay_http_request(struct lws *wsi, struct relay_http *h,
 	size_t len;
 	char *body;
 
+	if (!strncmp(uri, "/api/", 5))
+		return relay_http_api_begin(wsi, h, uri);
 	if (!strcmp(uri, "/healthz"))
 		return relay_http_respond(wsi, h, HTTP_STATUS_OK, "text/plain",
 					  relay_xstrdup("ok\n"), 3);
@@ -213,13 +305,23 @@ int relay_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		return relay_http_request(wsi, h, in);
+	case LWS_CALLBACK_HTTP_BODY:
+		if (h->api)
+			relay_http_api_body(h, in, len);
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (h->api)
+			return relay_http_api_answer(wsi, h);
+		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return relay_http_write_body(wsi, h);
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (h) {
 			free(h->body);
+			free(h->req_body);
 			h->body = NULL;
+			h->req_body = NULL;
 		}
 		break;
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:

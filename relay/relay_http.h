@@ -11,8 +11,18 @@
 
 /* Per-request state lws allocates for the "http" protocol. */
 struct relay_http {
-	char *body;
+	char *body;          /* the answer, written in HTTP_WRITEABLE */
 	size_t len;
+	/* An admin API request waiting for its body. */
+	bool api;
+	int method;          /* enum relay_admin_method */
+	char path[256];
+	char auth[PROTO_TOKEN_BUF + 16];
+	long limit;
+	long long since;
+	char *req_body;
+	size_t req_len;
+	bool too_large;
 };
 
 int relay_http_cb(struct lws *wsi, enum lws_callback_reasons reason,

@@ -20,8 +20,10 @@
 #include <time.h>
 
 #include <libwebsockets.h>
+#include <openssl/crypto.h>
 
 #include "relay/relay.h"
+#include "relay/relay_assist.h"
 #include "relay/relay_conn.h"
 #include "relay/relay_http.h"
 #include "relay/relay_session.h"
@@ -42,6 +44,21 @@ uint64_t relay_now_us(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int64_t relay_clock_s(const struct relay *r)
+{
+	return (int64_t)time(NULL) + r->clock_offset_s;
+}
+
+void relay_audit(struct relay *r, const char *actor, const char *event,
+		 const char *desktop, const char *detail)
+{
+	struct relay_store *st = r->store;
+
+	if (st->ops->audit_append(st, relay_clock_s(r), actor, event, desktop,
+				  detail))
+		relay_log("store-error", "audit: %s", st->ops->why(st));
 }
 
 void relay_log(const char *event, const char *fmt, ...)
@@ -82,6 +99,9 @@ static void relay_usage(FILE *to)
 "                       data waits for it (default 30)\n"
 "  --keyframe-gap MS    least time between keyframe requests to a host\n"
 "                       (default 1000)\n"
+"  --test-clock         let administrators move the relay's clock forward\n"
+"                       (PUT /api/clock): for tests of expiry, never in\n"
+"                       production\n"
 "  -h, --help           this text\n"
 "\n"
 "SIZE takes a K, M or G suffix (powers of 1024).  When ready the relay prints\n"
@@ -140,6 +160,7 @@ static int relay_parse_args(int argc, char **argv, struct relay_config *cfg)
 		{ "gop-bytes", required_argument, NULL, 'g' },
 		{ "stall-timeout", required_argument, NULL, 's' },
 		{ "keyframe-gap", required_argument, NULL, 'f' },
+		{ "test-clock", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -183,6 +204,9 @@ static int relay_parse_args(int argc, char **argv, struct relay_config *cfg)
 			if (relay_parse_size(optarg, &n) || n > 60000)
 				goto bad;
 			cfg->keyframe_gap_ms = (uint32_t)n;
+			break;
+		case 't':
+			cfg->test_clock = true;
 			break;
 		case 'h':
 			relay_usage(stdout);
@@ -245,6 +269,7 @@ static void relay_tick(lws_sorted_usec_list_t *sul)
 
 		relay_map_each(&r->by_desktop, relay_roll_stream, &secs);
 		t->last_roll_us = now;
+		relay_assist_tick(r);
 	}
 	relay_conn_tick(r, now);
 	lws_sul_schedule(r->context, 0, &t->sul, relay_tick, RELAY_TICK_US);
@@ -252,11 +277,12 @@ static void relay_tick(lws_sorted_usec_list_t *sul)
 
 static const struct lws_protocols relay_protocols[] = {
 	{ "http", relay_http_cb, sizeof(struct relay_http), 0, 0, NULL, 0 },
-	/* Hosts send big messages: a big receive buffer means fewer
-	 * callbacks per message.  Viewers send small input messages but
+	/* lws allocates rx_buffer_size per connection, so it is a trade
+	 * between callbacks per big message and memory per idle session
+	 * (bench/ measures both).  Viewers send small input messages but
 	 * receive big ones, written in RELAY_CHUNK pieces. */
 	{ RELAY_PROTO_HOST, relay_conn_host_cb, sizeof(struct relay_conn),
-	  64 * 1024, 1, NULL, 64 * 1024 },
+	  32 * 1024, 1, NULL, 64 * 1024 },
 	{ RELAY_PROTO_VIEW, relay_conn_view_cb, sizeof(struct relay_conn),
 	  4096, 2, NULL, 256 * 1024 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
@@ -348,6 +374,40 @@ static void relay_fini(struct relay *r)
 	relay_map_free(&r->by_desktop);
 	relay_map_free(&r->by_code);
 	relay_map_free(&r->by_owner);
+	if (r->store)
+		r->store->ops->close(r->store);
+	OPENSSL_cleanse(r->secret, sizeof(r->secret));
+}
+
+/* The data directory: the signing secret, the store, and the sessions
+ * the store remembers. */
+static int relay_open_data(struct relay *r)
+{
+	char why[256];
+	int err;
+
+	if (mkdir(r->cfg.data_dir, 0700) && errno != EEXIST) {
+		fprintf(stderr, "asp-relay: cannot create %s: %s\n",
+			r->cfg.data_dir, strerror(errno));
+		return -1;
+	}
+	err = proto_token_secret_load(r->cfg.data_dir, true, r->secret);
+	if (err) {
+		fprintf(stderr, "asp-relay: cannot use %s/secret: %s\n",
+			r->cfg.data_dir, proto_err_info(err)->message);
+		return -1;
+	}
+	if (relay_store_sqlite_open(r->cfg.data_dir, &r->store, why,
+				    sizeof(why))) {
+		fprintf(stderr, "asp-relay: cannot open the store: %s\n", why);
+		return -1;
+	}
+	if (relay_session_restore(r)) {
+		fprintf(stderr, "asp-relay: cannot restore sessions: %s\n",
+			r->store->ops->why(r->store));
+		return -1;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -359,11 +419,8 @@ int main(int argc, char **argv)
 	relay_init(&r);
 	if (relay_parse_args(argc, argv, &r.cfg))
 		goto out;
-	if (mkdir(r.cfg.data_dir, 0700) && errno != EEXIST) {
-		fprintf(stderr, "asp-relay: cannot create %s: %s\n",
-			r.cfg.data_dir, strerror(errno));
+	if (relay_open_data(&r))
 		goto out;
-	}
 	lws_set_log_level(LLL_ERR, NULL);
 	if (relay_create_context(&r)) {
 		fprintf(stderr, "asp-relay: cannot listen on %s:%d\n",

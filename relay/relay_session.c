@@ -20,12 +20,13 @@
 
 #include "protocol/proto_version.h"
 #include "relay/relay_alloc.h"
+#include "relay/relay_assist.h"
 #include "relay/relay_conn.h"
 
 /* Input waiting for the host beyond this pauses the senders. */
 #define RELAY_HOST_INPUT_CAP (1u << 20)
 
-static void relay_notify(struct relay_conn *c, const char *event,
+void relay_session_notify(struct relay_conn *c, const char *event,
 			 const char *message, const char *name)
 {
 	if (!c)
@@ -37,6 +38,34 @@ static void relay_notify(struct relay_conn *c, const char *event,
 	else
 		relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_NOTIFY,
 			"{s:s, s:s}", "event", event, "message", message));
+}
+
+static json_t *relay_stream_video_json(const struct relay_session *s)
+{
+	if (!s->video_codec)
+		return NULL;
+	return json_pack("{s:s, s:s, s:i, s:i}",
+			 "codec", proto_codec_name(s->video_codec),
+			 "codec_string", s->codec_string,
+			 "width", s->width, "height", s->height);
+}
+
+static json_t *relay_stream_audio_json(const struct relay_session *s)
+{
+	if (!s->audio_codec)
+		return NULL;
+	return json_pack("{s:s, s:i, s:i}", "codec",
+			 proto_codec_name(s->audio_codec), "sample_rate", 48000,
+			 "channels", s->audio_channels);
+}
+
+static void relay_send_stream_info(struct relay_session *s,
+				   struct relay_conn *v)
+{
+	if (v && (s->video_codec || s->audio_codec))
+		relay_conn_send_json(v, proto_ctrl_build(PROTO_MSG_STREAM,
+			"{s:o*, s:o*}", "video", relay_stream_video_json(s),
+			"audio", relay_stream_audio_json(s)));
 }
 
 static bool relay_desktop_valid(const char *d)
@@ -132,19 +161,25 @@ static void relay_hex(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/* A new session; owner_key NULL draws a fresh one. */
 static struct relay_session *relay_session_new(struct relay *r,
-					       const char *desktop)
+					       const char *desktop,
+					       const char *owner_key)
 {
 	struct relay_session *s = relay_xcalloc(1, sizeof(*s));
 	unsigned char key[RELAY_OWNER_KEY_LEN / 2];
 
-	if (RAND_bytes(key, sizeof(key)) != 1) {
+	if (owner_key) {
+		snprintf(s->owner_key, sizeof(s->owner_key), "%s", owner_key);
+	} else if (RAND_bytes(key, sizeof(key)) == 1) {
+		relay_hex(key, sizeof(key), s->owner_key);
+	} else {
 		free(s);
 		return NULL;
 	}
 	s->relay = r;
+	codec_video_inspector_init(&s->vinspect);
 	snprintf(s->desktop, sizeof(s->desktop), "%s", desktop);
-	relay_hex(key, sizeof(key), s->owner_key);
 	relay_map_put(&r->by_desktop, s->desktop, s);
 	relay_map_put(&r->by_owner, s->owner_key, s);
 	r->stats.sessions_created++;
@@ -153,10 +188,62 @@ static struct relay_session *relay_session_new(struct relay *r,
 
 static void relay_session_drop_code(struct relay_session *s)
 {
+	struct relay_store *st = s->relay->store;
+
 	if (!s->code[0])
 		return;
 	relay_map_del(&s->relay->by_code, s->code);
 	s->code[0] = '\0';
+	if (st->ops->collab_del(st, s->desktop))
+		relay_log("store-error", "%s", st->ops->why(st));
+}
+
+/* Keeps the code and owner key across restarts. */
+static int relay_session_persist(struct relay_session *s)
+{
+	struct relay_store *st = s->relay->store;
+	int err = st->ops->collab_put(st, s->desktop, s->code, s->owner_key,
+				      s->user);
+
+	if (err)
+		relay_log("store-error", "%s", st->ops->why(st));
+	return err;
+}
+
+struct relay_restore {
+	struct relay *r;
+	int count;
+};
+
+static int relay_restore_one(const struct relay_store_collab *c, void *arg)
+{
+	struct relay_restore *x = arg;
+	char canon[PROTO_CODE_CANON_LEN];
+	struct relay_session *s;
+
+	if (!c->code || proto_code_normalize(c->code, canon) != 0 ||
+	    !relay_desktop_valid(c->desktop) ||
+	    strlen(c->owner_key) != RELAY_OWNER_KEY_LEN)
+		return 0; /* nothing to bring back */
+	s = relay_session_new(x->r, c->desktop, c->owner_key);
+	if (!s)
+		return -PROTO_E_INTERNAL;
+	snprintf(s->code, sizeof(s->code), "%s", canon);
+	snprintf(s->user, sizeof(s->user), "%s", c->user ? c->user : "");
+	relay_map_put(&x->r->by_code, s->code, s);
+	x->count++;
+	return 0;
+}
+
+int relay_session_restore(struct relay *r)
+{
+	struct relay_restore x = { .r = r };
+	int err = r->store->ops->collab_load_all(r->store, relay_restore_one, &x);
+
+	if (err)
+		return err;
+	relay_log("restore", "collaborations=%d", x.count);
+	return 0;
 }
 
 static void relay_session_free(struct relay_session *s)
@@ -196,6 +283,35 @@ void relay_session_free_all(struct relay *r)
 	relay_map_free(&all);
 }
 
+/* ---- identity ------------------------------------------------------ */
+
+/* Verifies the hello's token into c->who. */
+static int relay_session_auth(struct relay_conn *c, const struct proto_ctrl *m)
+{
+	struct relay *r = c->relay;
+	const char *token = proto_ctrl_str(m, "token");
+
+	if (!token)
+		return -PROTO_E_UNAUTHORIZED;
+	return proto_token_verify(r->secret, sizeof(r->secret), token,
+				  (uint64_t)relay_clock_s(r), &c->who);
+}
+
+/* Whether user holds "User Stream Collaboration"; 0 or an error to send. */
+static int relay_session_may_collaborate(struct relay *r, const char *user)
+{
+	bool help = false, collab = false;
+	int err;
+
+	err = r->store->ops->perm_get(r->store, user, &help, &collab);
+	if (err)
+		return err;
+	return collab ? 0 : -PROTO_E_NO_PERMISSION;
+}
+
+#define RELAY_COLLAB_PERM_MSG \
+	"You need the permission \"User Stream Collaboration\"."
+
 /* ---- host ---------------------------------------------------------- */
 
 void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m)
@@ -217,8 +333,17 @@ void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m)
 			"field \"desktop\" must be 1-64 characters from A-Z a-z 0-9 . _ -");
 		return;
 	}
+	err = relay_session_auth(c, m);
+	if (!err && strcmp(c->who.desktop, desktop) != 0)
+		err = -PROTO_E_UNAUTHORIZED;
+	if (err) {
+		relay_conn_refuse(c, err, err == -PROTO_E_UNAUTHORIZED ?
+			"Sign-in failed: the token is missing, malformed, not valid, or not for this desktop." :
+			NULL);
+		return;
+	}
 	s = relay_map_get(&r->by_desktop, desktop);
-	if (!s && !(s = relay_session_new(r, desktop))) {
+	if (!s && !(s = relay_session_new(r, desktop, NULL))) {
 		relay_conn_refuse(c, -PROTO_E_INTERNAL, NULL);
 		return;
 	}
@@ -233,11 +358,14 @@ void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m)
 	s->host = c;
 	c->session = s;
 	c->role = RELAY_ROLE_HOST;
+	snprintf(s->user, sizeof(s->user), "%s", c->who.user);
 	c->state = RELAY_ST_JOINED;
 	relay_copy_name(s->name, proto_ctrl_str(m, "name"));
 	relay_copy_name(c->name, s->name);
 	relay_gop_clear(s);
+	codec_video_inspector_init(&s->vinspect);
 	relay_log("host-connect", "desktop=%s", s->desktop);
+	relay_audit(r, s->user, "host-connect", s->desktop, "");
 	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_WELCOME,
 		"{s:s, s:s, s:I}", "session", s->desktop,
 		"owner_key", s->owner_key, "max_message",
@@ -249,8 +377,8 @@ void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m)
 		relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_CODE,
 			"{s:s}", "code", shown));
 	}
-	relay_notify(s->owner, "host_online", "The desktop is back.", NULL);
-	relay_notify(s->guest, "host_online", "The desktop is back.", NULL);
+	relay_session_notify(s->owner, "host_online", "The desktop is back.", NULL);
+	relay_session_notify(s->guest, "host_online", "The desktop is back.", NULL);
 }
 
 static int relay_new_code(struct relay *r, char out[PROTO_CODE_CANON_LEN])
@@ -272,14 +400,23 @@ static void relay_session_share(struct relay_conn *c)
 	struct relay_session *s = c->session;
 	char shown[PROTO_CODE_DISPLAY_LEN];
 
+	int err = relay_session_may_collaborate(c->relay, s->user);
+
+	if (err) {
+		relay_conn_send_error(c, err, err == -PROTO_E_NO_PERMISSION ?
+				      RELAY_COLLAB_PERM_MSG : NULL);
+		return;
+	}
 	if (!s->code[0]) {
-		if (relay_new_code(c->relay, s->code) < 0) {
+		if (relay_new_code(c->relay, s->code) < 0 ||
+		    relay_session_persist(s) < 0) {
 			s->code[0] = '\0';
 			relay_conn_send_error(c, -PROTO_E_INTERNAL, NULL);
 			return;
 		}
 		relay_map_put(&c->relay->by_code, s->code, s);
 		relay_log("collab-start", "desktop=%s", s->desktop);
+		relay_audit(c->relay, s->user, "collab-start", s->desktop, "");
 	}
 	proto_code_display(s->code, shown);
 	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_CODE, "{s:s}",
@@ -299,6 +436,7 @@ static void relay_session_retire(struct relay_conn *c, int guest_err,
 		return;
 	}
 	relay_log(event, "desktop=%s", s->desktop);
+	relay_audit(c->relay, s->user, event, s->desktop, "");
 	relay_session_drop_code(s);
 	if (s->guest)
 		relay_conn_refuse(s->guest, guest_err, NULL);
@@ -316,10 +454,16 @@ static void relay_session_control(struct relay_conn *c, bool grant)
 				      "There is no collaborator to give control to.");
 		return;
 	}
+	if (s->guest->role != RELAY_ROLE_GUEST) {
+		relay_conn_send_error(c, -PROTO_E_STATE,
+			"An assisting administrator always has control.");
+		return;
+	}
 	s->guest_control = grant;
 	relay_log(event, "desktop=%s", s->desktop);
-	relay_notify(c, event, msg, s->guest->name);
-	relay_notify(s->guest, event, msg, NULL);
+	relay_audit(c->relay, s->user, event, s->desktop, s->guest->who.user);
+	relay_session_notify(c, event, msg, s->guest->name);
+	relay_session_notify(s->guest, event, msg, NULL);
 }
 
 void relay_session_host_msg(struct relay_conn *c, const struct proto_ctrl *m)
@@ -336,6 +480,12 @@ void relay_session_host_msg(struct relay_conn *c, const struct proto_ctrl *m)
 		break;
 	case PROTO_MSG_CONTROL:
 		relay_session_control(c, proto_ctrl_bool(m, "guest", false));
+		break;
+	case PROTO_MSG_ASSIST_REQUEST:
+	case PROTO_MSG_ASSIST_ACCEPT:
+	case PROTO_MSG_ASSIST_DECLINE:
+	case PROTO_MSG_ASSIST_END:
+		relay_assist_host_msg(c, m);
 		break;
 	default:
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
@@ -357,9 +507,25 @@ void relay_session_viewer_hello(struct relay_conn *c,
 		relay_conn_refuse(c, err, why);
 		return;
 	}
-	relay_copy_name(c->name, proto_ctrl_str(m, "name"));
+	err = relay_session_auth(c, m);
+	if (err) {
+		relay_conn_refuse(c, err, NULL);
+		return;
+	}
+	relay_copy_name(c->name, proto_ctrl_has(m, "name") ?
+			proto_ctrl_str(m, "name") : c->who.user);
 	c->state = RELAY_ST_READY;
 	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_WELCOME, NULL));
+}
+
+static const char *relay_role_name(enum relay_role role)
+{
+	switch (role) {
+	case RELAY_ROLE_OWNER: return "owner";
+	case RELAY_ROLE_GUEST: return "guest";
+	case RELAY_ROLE_ASSIST: return "assist";
+	default: return "host";
+	}
 }
 
 static void relay_session_attach_viewer(struct relay_session *s,
@@ -369,33 +535,50 @@ static void relay_session_attach_viewer(struct relay_session *s,
 	c->session = s;
 	c->role = role;
 	c->state = RELAY_ST_JOINED;
-	if (role == RELAY_ROLE_GUEST) {
+	if (role == RELAY_ROLE_OWNER) {
+		s->owner = c;
+	} else {
 		s->guest = c;
 		s->guest_control = false;
-	} else {
-		s->owner = c;
 	}
 	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_JOINED,
-		"{s:s, s:s, s:s, s:b}",
-		"role", role == RELAY_ROLE_GUEST ? "guest" : "owner",
+		"{s:s, s:s, s:s, s:b}", "role", relay_role_name(role),
 		"session", s->desktop, "name", s->name,
-		"control", role == RELAY_ROLE_OWNER));
+		"control", role != RELAY_ROLE_GUEST));
+	relay_send_stream_info(s, c);
 	relay_gop_replay(s, c);
+}
+
+void relay_session_attach_guest(struct relay_session *s, struct relay_conn *c,
+				enum relay_role role)
+{
+	relay_session_attach_viewer(s, c, role);
 }
 
 static void relay_session_join_guest(struct relay_conn *c, const char *typed)
 {
 	char canon[PROTO_CODE_CANON_LEN];
 	struct relay_session *s = NULL;
+	int err;
 
 	if (proto_code_normalize(typed, canon) == 0)
 		s = relay_map_get(&c->relay->by_code, canon);
 	if (!s) {
+		relay_audit(c->relay, c->who.user, "refuse-bad-code", "", "");
 		relay_conn_refuse(c, -PROTO_E_BAD_CODE, NULL);
+		return;
+	}
+	err = relay_session_may_collaborate(c->relay, c->who.user);
+	if (err) {
+		relay_audit(c->relay, c->who.user, "refuse-no-permission",
+			    s->desktop, "User Stream Collaboration");
+		relay_conn_refuse(c, err, err == -PROTO_E_NO_PERMISSION ?
+				  RELAY_COLLAB_PERM_MSG : NULL);
 		return;
 	}
 	if (s->guest) {
 		relay_log("refuse-busy", "desktop=%s", s->desktop);
+		relay_audit(c->relay, c->who.user, "refuse-busy", s->desktop, "");
 		relay_conn_refuse(c, -PROTO_E_BUSY, NULL);
 		return;
 	}
@@ -405,7 +588,8 @@ static void relay_session_join_guest(struct relay_conn *c, const char *typed)
 	}
 	relay_session_attach_viewer(s, c, RELAY_ROLE_GUEST);
 	relay_log("collab-join", "desktop=%s", s->desktop);
-	relay_notify(s->host, "collab_joined", "Joined Shared Collaboration",
+	relay_audit(c->relay, c->who.user, "collab-join", s->desktop, c->name);
+	relay_session_notify(s->host, "collab_joined", "Joined Shared Collaboration",
 		     c->name);
 }
 
@@ -448,8 +632,7 @@ void relay_session_join(struct relay_conn *c, const struct proto_ctrl *m)
 	else if (key)
 		relay_session_join_owner(c, key);
 	else
-		relay_conn_refuse(c, -PROTO_E_NOT_FOUND,
-				  "Remote assistance is not available on this relay yet.");
+		relay_assist_join(c, proto_ctrl_str(m, "assist"));
 }
 
 void relay_session_viewer_msg(struct relay_conn *c, const struct proto_ctrl *m)
@@ -512,10 +695,83 @@ static void relay_stream_count(struct relay_session *s,
 	st->win_bytes += f->len;
 }
 
+/* Checks a video message against its bitstream.  The host's keyframe
+ * flag is not trusted: the relay's own decisions (cache, skipping to a
+ * keyframe) use what the bitstream says, while the bytes go out as they
+ * came.  Returns 0, or a negative error for garbage. */
+static int relay_inspect_video(struct relay_session *s, struct relay_frame *f,
+			       char *why, size_t why_len)
+{
+	const uint8_t *payload = relay_frame_data(f) + PROTO_MEDIA_HDR_LEN;
+	struct codec_video_info vi;
+	bool flagged = f->flags & PROTO_F_KEYFRAME;
+	int err;
+
+	err = codec_video_inspect(f->stream == 0 ? &s->vinspect : NULL,
+				  f->codec, payload, f->len - PROTO_MEDIA_HDR_LEN,
+				  &vi, why, why_len);
+	if (err)
+		return err;
+	if (vi.keyframe != flagged) {
+		s->keyframe_mismatches++;
+		s->relay->stats.keyframe_mismatches++;
+		f->flags ^= PROTO_F_KEYFRAME;
+	}
+	if (f->stream == 0 && vi.codec_string[0] &&
+	    (vi.width != s->width || vi.height != s->height ||
+	     f->codec != s->video_codec ||
+	     strcmp(vi.codec_string, s->codec_string) != 0)) {
+		s->width = vi.width;
+		s->height = vi.height;
+		s->video_codec = f->codec;
+		snprintf(s->codec_string, sizeof(s->codec_string), "%s",
+			 vi.codec_string);
+		relay_send_stream_info(s, s->owner);
+		relay_send_stream_info(s, s->guest);
+	}
+	return 0;
+}
+
+static int relay_inspect_audio(struct relay_session *s, struct relay_frame *f,
+			       char *why, size_t why_len)
+{
+	struct codec_audio_info ai;
+	int err = codec_opus_inspect(relay_frame_data(f) + PROTO_MEDIA_HDR_LEN,
+				     f->len - PROTO_MEDIA_HDR_LEN, &ai, why,
+				     why_len);
+
+	if (err)
+		return err;
+	if (s->audio_codec != f->codec || s->audio_channels != ai.channels) {
+		s->audio_codec = f->codec;
+		s->audio_channels = ai.channels;
+		relay_send_stream_info(s, s->owner);
+		relay_send_stream_info(s, s->guest);
+	}
+	return 0;
+}
+
+static int relay_inspect(struct relay_session *s, struct relay_frame *f,
+			 char *why, size_t why_len)
+{
+	if (f->kind == PROTO_KIND_VIDEO &&
+	    (f->codec == PROTO_CODEC_H264 || f->codec == PROTO_CODEC_HEVC))
+		return relay_inspect_video(s, f, why, why_len);
+	if (f->kind == PROTO_KIND_AUDIO && f->codec == PROTO_CODEC_OPUS)
+		return relay_inspect_audio(s, f, why, why_len);
+	return 0;
+}
+
 void relay_session_publish(struct relay_conn *host, struct relay_frame *f)
 {
 	struct relay_session *s = host->session;
+	char why[256];
+	int err = relay_inspect(s, f, why, sizeof(why));
 
+	if (err) {
+		relay_conn_send_error(host, err, why);
+		return;
+	}
 	relay_stream_count(s, f);
 	relay_gop_update(s, f);
 	if (s->owner)
@@ -528,6 +784,7 @@ void relay_session_input(struct relay_conn *v, struct relay_frame *f)
 {
 	struct relay_session *s = v->session;
 	bool allowed = v->role == RELAY_ROLE_OWNER ||
+		       v->role == RELAY_ROLE_ASSIST ||
 		       (v->role == RELAY_ROLE_GUEST && s->guest_control);
 
 	if (!allowed) {
@@ -573,18 +830,25 @@ void relay_session_detach(struct relay_conn *c)
 		s->host = NULL;
 		relay_gop_clear(s);
 		relay_log("host-leave", "desktop=%s", s->desktop);
-		relay_notify(s->owner, "host_offline",
+		relay_session_notify(s->owner, "host_offline",
 			     "The desktop disconnected; waiting for it to come back.",
 			     NULL);
-		relay_notify(s->guest, "host_offline",
+		relay_session_notify(s->guest, "host_offline",
 			     "The desktop disconnected; waiting for it to come back.",
 			     NULL);
+	} else if (s->guest == c && c->role == RELAY_ROLE_ASSIST) {
+		s->guest = NULL;
+		relay_resume(c);
+		relay_log("assist-leave", "desktop=%s", s->desktop);
+		relay_assist_guest_left(s);
 	} else if (s->guest == c) {
 		s->guest = NULL;
 		s->guest_control = false;
 		relay_resume(c);
 		relay_log("collab-leave", "desktop=%s", s->desktop);
-		relay_notify(s->host, "collab_stopped",
+		relay_audit(s->relay, c->who.user, "collab-leave", s->desktop,
+			    c->name);
+		relay_session_notify(s->host, "collab_stopped",
 			     "Stopped Shared Collaboration", c->name);
 	} else if (s->owner == c) {
 		s->owner = NULL;

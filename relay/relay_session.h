@@ -41,6 +41,21 @@ void relay_session_detach(struct relay_conn *c);
 /* The host's queue drained: let paused input senders go on. */
 void relay_session_host_drained(struct relay_session *s);
 
+/* Sends a notification {"type":"notify"} to c (NULL is ignored). */
+void relay_session_notify(struct relay_conn *c, const char *event,
+			  const char *message, const char *name);
+
+/* Puts viewer c in s's guest slot (the slot must be free) with role
+ * RELAY_ROLE_GUEST or RELAY_ROLE_ASSIST, sends joined and the cached
+ * media. */
+void relay_session_attach_guest(struct relay_session *s, struct relay_conn *c,
+				enum relay_role role);
+
+/* Restores the collaborations kept in the store (at start-up): each
+ * desktop's session comes back with its code and owner key, waiting for
+ * its host. */
+int relay_session_restore(struct relay *r);
+
 /* Frees every session (shutdown, after all connections closed). */
 void relay_session_free_all(struct relay *r);
 

@@ -29,8 +29,19 @@ done
 url=$(sed -n 's/^listening on //p' "$tmp/relay.out")
 http=$(echo "$url" | sed 's/^ws/http/')
 
+# Sign-in tokens from the relay's own secret, and the two permissions
+# for the demo users, as an administrator would grant them.
+mint() { "$BUILD/asp-admin" --data "$DATA" token "$@" | tail -n 1; }
+admin_token=$(mint --user admin --role admin)
+host_token=$(mint --user demo --role user --desktop demo)
+guest_token=$(mint --user guest --role user)
+for u in demo guest; do
+	"$BUILD/asp-admin" --relay "$http" --token "$admin_token" \
+		policy set "$u" help=on collab=on >/dev/null
+done
+
 "$BUILD/asp-host" --relay "$url" --desktop demo --name "Demo desktop" \
-	--share >"$tmp/host.out" 2>&1 </dev/null &
+	--token "$host_token" --share >"$tmp/host.out" 2>&1 </dev/null &
 host_pid=$!
 for _ in $(seq 100); do
 	grep -q '^code: ' "$tmp/host.out" 2>/dev/null && break
@@ -46,10 +57,15 @@ cat <<EOT
 
   Collaboration code:  ${code:-(the demo host did not start: see $tmp/host.out)}
 
-  Watch it in a browser:   $http/   and type the code
-  Or natively:             $BUILD/asp-view --relay $url --code ${code:-CODE}
-  As the desktop's owner:  $BUILD/asp-view --relay $url --owner-key ${owner:-KEY}
-  Share your own desktop:  $BUILD/asp-host --relay $url --desktop mine --share
+  Watch it in a browser:   $http/#token=$guest_token
+                           (type the code, then Join Now)
+  Or natively:             $BUILD/asp-view --relay $url --token $guest_token --code ${code:-CODE}
+  As the desktop's owner:  $BUILD/asp-view --relay $url --token $host_token --owner-key ${owner:-KEY}
+
+  Administrator token:     $admin_token
+    $BUILD/asp-admin --relay $http --token <admin token> desktops | audit | assist list
+  Users "demo" and "guest" hold both permissions; mint more tokens with
+    $BUILD/asp-admin --data $DATA token --user NAME --role user|admin [--desktop ID]
   Health and metrics:      $http/healthz   $http/metrics
 
 EOT

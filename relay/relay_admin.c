@@ -1,0 +1,316 @@
+/*
+ * relay_admin: routing and rendering for the admin API; see the header.
+ */
+#include "relay/relay_admin.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay/relay_alloc.h"
+#include "relay/relay_assist.h"
+
+#define RELAY_AUDIT_DEFAULT 50
+#define RELAY_AUDIT_MAX 1000
+
+static char *relay_admin_dump(json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	return s ? s : relay_xstrdup("{}");
+}
+
+unsigned int relay_admin_refuse(int err, const char *detail, char **out)
+{
+	const struct proto_err_info *info = proto_err_info(err);
+
+	*out = relay_admin_dump(json_pack("{s:{s:s, s:s}}", "error", "code",
+		info->code, "message", detail ? detail : info->message));
+	return (unsigned int)info->http_status;
+}
+
+static unsigned int relay_admin_ok(json_t *j, char **out)
+{
+	*out = relay_admin_dump(j);
+	return 200;
+}
+
+/* "Bearer TOKEN" with an admin token; 0 and the admin's claims. */
+static int relay_admin_auth(struct relay *r, const char *auth,
+			    struct proto_claims *who)
+{
+	int err;
+
+	if (strncmp(auth, "Bearer ", 7) != 0)
+		return -PROTO_E_UNAUTHORIZED;
+	err = proto_token_verify(r->secret, sizeof(r->secret), auth + 7,
+				 (uint64_t)relay_clock_s(r), who);
+	if (err)
+		return err;
+	return who->role == PROTO_ROLE_ADMIN ? 0 : -PROTO_E_NO_PERMISSION;
+}
+
+/* Parses a request body that must be a JSON object. */
+static json_t *relay_admin_body(const struct relay_admin_req *req)
+{
+	json_t *j;
+
+	if (!req->body)
+		return json_object();
+	j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
+	if (j && !json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* ---- desktops ------------------------------------------------------ */
+
+static void relay_admin_desktop(const char *key, void *val, void *arg)
+{
+	const struct relay_session *s = val;
+	json_t *guest = s->guest ? json_string(s->guest->name) : json_null();
+
+	(void)key;
+	json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:b, s:b, s:o, s:s, s:b}",
+		"desktop", s->desktop, "name", s->name, "user", s->user,
+		"online", s->host != NULL, "owner_viewing", s->owner != NULL,
+		"guest", guest, "guest_kind",
+		!s->guest ? "" : s->assist_id[0] ? "assist" : "collab",
+		"collaboration", s->code[0] != '\0'));
+}
+
+static unsigned int relay_admin_desktops(struct relay *r, char **out)
+{
+	json_t *a = json_array();
+
+	relay_map_each(&r->by_desktop, relay_admin_desktop, a);
+	return relay_admin_ok(json_pack("{s:o}", "desktops", a), out);
+}
+
+/* ---- assistance ---------------------------------------------------- */
+
+static json_t *relay_admin_assist_json(const struct relay_store_assist *a)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}",
+		"id", a->id, "desktop", a->desktop, "user", a->user,
+		"state", relay_assist_state_name(a->state),
+		"initiator", a->initiator, "admin", a->admin,
+		"requested_at", (json_int_t)a->requested_at,
+		"expires_at", (json_int_t)a->expires_at);
+}
+
+static int relay_admin_assist_one(const struct relay_store_assist *a, void *arg)
+{
+	json_array_append_new(arg, relay_admin_assist_json(a));
+	return 0;
+}
+
+static unsigned int relay_admin_assist_list(struct relay *r, char **out)
+{
+	json_t *a = json_array();
+	int err = r->store->ops->assist_list(r->store, RELAY_ASSIST_OPEN,
+					     relay_admin_assist_one, a);
+
+	if (err) {
+		json_decref(a);
+		return relay_admin_refuse(err, NULL, out);
+	}
+	return relay_admin_ok(json_pack("{s:o}", "requests", a), out);
+}
+
+static unsigned int relay_admin_assist_done(int err,
+					    const struct relay_store_assist *a,
+					    char **out)
+{
+	if (err)
+		return relay_admin_refuse(err, err == -PROTO_E_BUSY ?
+					 PROTO_BUSY_MESSAGE : NULL, out);
+	return relay_admin_ok(relay_admin_assist_json(a), out);
+}
+
+static unsigned int relay_admin_assist_start(struct relay *r,
+					     const struct relay_admin_req *req,
+					     const struct proto_claims *who,
+					     char **out)
+{
+	struct relay_store_assist a;
+	json_t *body = relay_admin_body(req);
+	const char *desktop = body ? json_string_value(json_object_get(body, "desktop")) : NULL;
+	unsigned int status;
+
+	if (!desktop) {
+		json_decref(body);
+		return relay_admin_refuse(-PROTO_E_MALFORMED,
+			"The body must be a JSON object with a string \"desktop\".", out);
+	}
+	status = relay_admin_assist_done(
+		relay_assist_start(r, desktop, who->user, &a), &a, out);
+	json_decref(body);
+	return status == 200 ? 201 : status;
+}
+
+/* POST /assist/ID/accept|decline|end */
+static unsigned int relay_admin_assist_action(struct relay *r, const char *rest,
+					      const struct proto_claims *who,
+					      char **out)
+{
+	const char *slash = strchr(rest, '/');
+	struct relay_store_assist a;
+	char id[RELAY_STORE_ID_MAX + 1];
+	size_t n = slash ? (size_t)(slash - rest) : 0;
+	int err;
+
+	if (!slash || n == 0 || n > RELAY_STORE_ID_MAX)
+		return relay_admin_refuse(-PROTO_E_NOT_FOUND, NULL, out);
+	memcpy(id, rest, n);
+	id[n] = '\0';
+	if (!strcmp(slash, "/accept"))
+		err = relay_assist_accept(r, id, who->user, &a);
+	else if (!strcmp(slash, "/decline"))
+		err = relay_assist_decline(r, id, who->user, &a);
+	else if (!strcmp(slash, "/end"))
+		err = relay_assist_end(r, id, who->user, &a);
+	else
+		err = -PROTO_E_NOT_FOUND;
+	return relay_admin_assist_done(err, &a, out);
+}
+
+/* ---- permissions --------------------------------------------------- */
+
+static unsigned int relay_admin_policy_json(const char *user, bool help,
+					    bool collab, char **out)
+{
+	return relay_admin_ok(json_pack("{s:s, s:b, s:b}", "user", user,
+					"help", help, "collab", collab), out);
+}
+
+static unsigned int relay_admin_policy(struct relay *r,
+				       const struct relay_admin_req *req,
+				       const char *user,
+				       const struct proto_claims *who,
+				       char **out)
+{
+	bool help = false, collab = false;
+	json_t *body, *jh, *jc;
+	char detail[160];
+	int err;
+
+	if (!proto_token_user_valid(user))
+		return relay_admin_refuse(-PROTO_E_MALFORMED,
+			"A user id is 1-64 characters from A-Z a-z 0-9 . _ @ -.",
+			out);
+	err = r->store->ops->perm_get(r->store, user, &help, &collab);
+	if (err)
+		return relay_admin_refuse(err, NULL, out);
+	if (req->method == RELAY_HTTP_GET)
+		return relay_admin_policy_json(user, help, collab, out);
+	body = relay_admin_body(req);
+	jh = body ? json_object_get(body, "help") : NULL;
+	jc = body ? json_object_get(body, "collab") : NULL;
+	if (!body || (jh && !json_is_boolean(jh)) || (jc && !json_is_boolean(jc))) {
+		json_decref(body);
+		return relay_admin_refuse(-PROTO_E_MALFORMED,
+			"The body must be a JSON object with boolean \"help\" and/or \"collab\".",
+			out);
+	}
+	if (jh)
+		help = json_is_true(jh);
+	if (jc)
+		collab = json_is_true(jc);
+	json_decref(body);
+	err = r->store->ops->perm_set(r->store, user, help, collab);
+	if (err)
+		return relay_admin_refuse(err, NULL, out);
+	snprintf(detail, sizeof(detail), "user=%s help=%s collab=%s", user,
+		 help ? "on" : "off", collab ? "on" : "off");
+	relay_audit(r, who->user, "policy-set", "", detail);
+	return relay_admin_policy_json(user, help, collab, out);
+}
+
+/* ---- audit and clock ----------------------------------------------- */
+
+static int relay_admin_event(const struct relay_store_event *e, void *arg)
+{
+	json_array_append_new(arg, json_pack("{s:I, s:s, s:s, s:s, s:s}",
+		"time", (json_int_t)e->time, "actor", e->actor, "event",
+		e->event, "desktop", e->desktop, "detail", e->detail));
+	return 0;
+}
+
+static unsigned int relay_admin_audit(struct relay *r,
+				      const struct relay_admin_req *req,
+				      char **out)
+{
+	long limit = req->limit < 0 ? RELAY_AUDIT_DEFAULT : req->limit;
+	json_t *a;
+	int err;
+
+	if (limit < 1 || limit > RELAY_AUDIT_MAX)
+		return relay_admin_refuse(-PROTO_E_MALFORMED,
+			"limit must be 1-1000.", out);
+	a = json_array();
+	err = r->store->ops->audit_query(r->store, req->since < 0 ? 0 : req->since,
+					 (unsigned)limit, relay_admin_event, a);
+	if (err) {
+		json_decref(a);
+		return relay_admin_refuse(err, NULL, out);
+	}
+	return relay_admin_ok(json_pack("{s:o}", "events", a), out);
+}
+
+/* PUT /clock {"advance_s": N}: moves the relay's clock forward, for
+ * tests of expiry; only with --test-clock. */
+static unsigned int relay_admin_clock(struct relay *r,
+				      const struct relay_admin_req *req,
+				      char **out)
+{
+	json_t *body = relay_admin_body(req);
+	json_t *adv = body ? json_object_get(body, "advance_s") : NULL;
+
+	if (!json_is_integer(adv) || json_integer_value(adv) < 0) {
+		json_decref(body);
+		return relay_admin_refuse(-PROTO_E_MALFORMED,
+			"The body must be {\"advance_s\": N} with N >= 0.", out);
+	}
+	r->clock_offset_s += json_integer_value(adv);
+	json_decref(body);
+	relay_assist_tick(r);
+	return relay_admin_ok(json_pack("{s:I}", "now",
+					(json_int_t)relay_clock_s(r)), out);
+}
+
+/* ---- routing ------------------------------------------------------- */
+
+unsigned int relay_admin_handle(struct relay *r,
+				const struct relay_admin_req *req, char **out)
+{
+	const char *p = req->path;
+	enum relay_admin_method m = req->method;
+	struct proto_claims who;
+	int err = relay_admin_auth(r, req->auth, &who);
+
+	if (err)
+		return relay_admin_refuse(err, err == -PROTO_E_NO_PERMISSION ?
+			"The admin API needs an administrator's token." : NULL, out);
+	if (!strcmp(p, "/desktops") && m == RELAY_HTTP_GET)
+		return relay_admin_desktops(r, out);
+	if (!strcmp(p, "/assist") && m == RELAY_HTTP_GET)
+		return relay_admin_assist_list(r, out);
+	if (!strcmp(p, "/assist") && m == RELAY_HTTP_POST)
+		return relay_admin_assist_start(r, req, &who, out);
+	if (!strncmp(p, "/assist/", 8) && m == RELAY_HTTP_POST)
+		return relay_admin_assist_action(r, p + 8, &who, out);
+	if (!strncmp(p, "/policy/", 8) &&
+	    (m == RELAY_HTTP_GET || m == RELAY_HTTP_PUT))
+		return relay_admin_policy(r, req, p + 8, &who, out);
+	if (!strcmp(p, "/audit") && m == RELAY_HTTP_GET)
+		return relay_admin_audit(r, req, out);
+	if (!strcmp(p, "/clock") && m == RELAY_HTTP_PUT && r->cfg.test_clock)
+		return relay_admin_clock(r, req, out);
+	return relay_admin_refuse(-PROTO_E_NOT_FOUND,
+				 "No such endpoint or method.", out);
+}

@@ -1,0 +1,416 @@
+/*
+ * relay_assist: the remote assistance state machine; see the header.
+ */
+#include "relay/relay_assist.h"
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "relay/relay_conn.h"
+#include "relay/relay_session.h"
+
+#define RELAY_ASSIST_ID_BYTES 8
+
+static struct relay_session *relay_assist_session(struct relay *r,
+						  const char *desktop)
+{
+	return relay_map_get(&r->by_desktop, desktop);
+}
+
+static void relay_assist_tell(struct relay *r, const struct relay_store_assist *a,
+			      const char *event, const char *message)
+{
+	struct relay_session *s = relay_assist_session(r, a->desktop);
+
+	if (s && s->host)
+		relay_conn_send_json(s->host, proto_ctrl_build(PROTO_MSG_NOTIFY,
+			"{s:s, s:s, s:s}", "event", event, "message", message,
+			"id", a->id));
+}
+
+/* Moves a request to state in the store and the audit log. */
+static int relay_assist_move(struct relay *r, struct relay_store_assist *a,
+			     enum relay_assist_state state, const char *actor,
+			     const char *admin)
+{
+	int err = r->store->ops->assist_set_state(r->store, a->id, state, admin);
+
+	if (err)
+		return err;
+	a->state = state;
+	if (admin)
+		snprintf(a->admin, sizeof(a->admin), "%s", admin);
+	relay_audit(r, actor, relay_assist_state_name(state), a->desktop, a->id);
+	return 0;
+}
+
+static int relay_assist_load(struct relay *r, const char *id,
+			     struct relay_store_assist *a)
+{
+	if (!id || strlen(id) > RELAY_STORE_ID_MAX)
+		return -PROTO_E_NOT_FOUND;
+	return r->store->ops->assist_get(r->store, id, a);
+}
+
+static void relay_assist_invite(struct relay *r, const struct relay_store_assist *a)
+{
+	struct relay_session *s = relay_assist_session(r, a->desktop);
+
+	relay_conn_send_json(s->host, proto_ctrl_build(PROTO_MSG_ASSIST_INVITE,
+		"{s:s, s:s, s:s}", "id", a->id, "admin", a->admin,
+		"initiator", a->initiator));
+}
+
+/* The desktop must be online with its guest slot free. */
+static int relay_assist_slot_free(struct relay *r, const char *desktop)
+{
+	struct relay_session *s = relay_assist_session(r, desktop);
+
+	if (!s || !s->host)
+		return -PROTO_E_OFFLINE;
+	if (s->guest)
+		return -PROTO_E_BUSY;
+	return 0;
+}
+
+/* Finds the desktop's open request, if any (one at a time). */
+static int relay_assist_find_open(const struct relay_store_assist *a, void *arg)
+{
+	struct relay_store_assist *found = arg;
+
+	if (strcmp(a->desktop, found->desktop) != 0)
+		return 0;
+	*found = *a;
+	return 1;
+}
+
+static int relay_assist_open_for(struct relay *r, const char *desktop,
+				 struct relay_store_assist *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->desktop, sizeof(out->desktop), "%s", desktop);
+	rc = r->store->ops->assist_list(r->store, RELAY_ASSIST_OPEN,
+					relay_assist_find_open, out);
+	return rc == 1 ? 0 : rc < 0 ? rc : -PROTO_E_NOT_FOUND;
+}
+
+static int relay_assist_create(struct relay *r, const char *desktop,
+			       const char *user, const char *initiator,
+			       enum relay_assist_state state, const char *admin,
+			       struct relay_store_assist *a)
+{
+	unsigned char rnd[RELAY_ASSIST_ID_BYTES];
+	int64_t now = relay_clock_s(r);
+	int err;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return -PROTO_E_INTERNAL;
+	memset(a, 0, sizeof(*a));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(a->id + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(a->desktop, sizeof(a->desktop), "%s", desktop);
+	snprintf(a->user, sizeof(a->user), "%s", user);
+	snprintf(a->initiator, sizeof(a->initiator), "%s", initiator);
+	snprintf(a->admin, sizeof(a->admin), "%s", admin ? admin : "");
+	a->requested_at = now;
+	a->expires_at = now + RELAY_ASSIST_TTL_S;
+	a->state = state;
+	err = r->store->ops->assist_create(r->store, a);
+	if (err)
+		return err;
+	relay_audit(r, admin ? admin : user, "assist-create", desktop, a->id);
+	return 0;
+}
+
+/* Whether the desktop's user holds "Contact Administrator for Help". */
+static int relay_assist_may_ask(struct relay *r, const char *user)
+{
+	bool help = false, collab = false;
+	int err = r->store->ops->perm_get(r->store, user, &help, &collab);
+
+	if (err)
+		return err;
+	return help ? 0 : -PROTO_E_NO_PERMISSION;
+}
+
+/* ---- the user, on the desktop ------------------------------------- */
+
+static void relay_assist_request(struct relay_conn *c)
+{
+	struct relay *r = c->relay;
+	struct relay_session *s = c->session;
+	struct relay_store_assist a;
+	int err = relay_assist_may_ask(r, s->user);
+
+	if (err) {
+		relay_conn_send_error(c, err, err == -PROTO_E_NO_PERMISSION ?
+			"You need the permission \"Contact Administrator for Help\"." :
+			NULL);
+		return;
+	}
+	if (relay_assist_open_for(r, s->desktop, &a) != 0) {
+		err = relay_assist_create(r, s->desktop, s->user, "user",
+					  RELAY_ASSIST_PENDING, NULL, &a);
+		if (err) {
+			relay_conn_send_error(c, err, NULL);
+			return;
+		}
+	}
+	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_NOTIFY,
+		"{s:s, s:s, s:s, s:I}", "event", "assist_requested", "message",
+		"Your request for help was sent to the administrators.",
+		"id", a.id, "expires_at", (json_int_t)a.expires_at));
+}
+
+static void relay_assist_user_accept(struct relay_conn *c, const char *id)
+{
+	struct relay *r = c->relay;
+	struct relay_store_assist a;
+	int err = relay_assist_load(r, id, &a);
+
+	if (!err && (strcmp(a.desktop, c->session->desktop) != 0))
+		err = -PROTO_E_NOT_FOUND;
+	if (!err && a.state != RELAY_ASSIST_INVITED)
+		err = -PROTO_E_STATE;
+	if (!err)
+		err = relay_assist_slot_free(r, a.desktop);
+	if (!err)
+		err = relay_assist_move(r, &a, RELAY_ASSIST_ACCEPTED,
+					c->session->user, NULL);
+	if (err) {
+		relay_conn_send_error(c, err, NULL);
+		return;
+	}
+	relay_assist_tell(r, &a, "assist_accepted",
+		"You accepted remote assistance; the administrator can now connect.");
+}
+
+static void relay_assist_user_decline(struct relay_conn *c, const char *id)
+{
+	struct relay *r = c->relay;
+	struct relay_store_assist a;
+	int err = relay_assist_load(r, id, &a);
+
+	if (!err && strcmp(a.desktop, c->session->desktop) != 0)
+		err = -PROTO_E_NOT_FOUND;
+	if (!err && a.state != RELAY_ASSIST_INVITED &&
+	    a.state != RELAY_ASSIST_ACCEPTED)
+		err = -PROTO_E_STATE;
+	if (!err)
+		err = relay_assist_move(r, &a, RELAY_ASSIST_DECLINED,
+					c->session->user, NULL);
+	if (err) {
+		relay_conn_send_error(c, err, NULL);
+		return;
+	}
+	relay_assist_tell(r, &a, "assist_declined", "Remote assistance was declined.");
+}
+
+/* Ends the session's active assistance, closing the administrator. */
+static int relay_assist_finish(struct relay *r, struct relay_store_assist *a,
+			       const char *actor)
+{
+	struct relay_session *s = relay_assist_session(r, a->desktop);
+	int err = relay_assist_move(r, a, RELAY_ASSIST_ENDED, actor, NULL);
+
+	if (err)
+		return err;
+	if (s && !strcmp(s->assist_id, a->id)) {
+		s->assist_id[0] = '\0';
+		if (s->guest)
+			relay_conn_refuse(s->guest, -PROTO_E_ENDED,
+					  "Remote assistance ended.");
+	}
+	relay_assist_tell(r, a, "assist_ended", "Remote assistance ended.");
+	return 0;
+}
+
+static void relay_assist_user_end(struct relay_conn *c)
+{
+	struct relay *r = c->relay;
+	struct relay_store_assist a;
+	int err = relay_assist_open_for(r, c->session->desktop, &a);
+
+	if (!err)
+		err = relay_assist_finish(r, &a, c->session->user);
+	if (err)
+		relay_conn_send_error(c, err == -PROTO_E_NOT_FOUND ?
+				      -PROTO_E_STATE : err,
+				      "There is no remote assistance to end.");
+}
+
+void relay_assist_host_msg(struct relay_conn *c, const struct proto_ctrl *m)
+{
+	switch (m->type) {
+	case PROTO_MSG_ASSIST_REQUEST:
+		relay_assist_request(c);
+		break;
+	case PROTO_MSG_ASSIST_ACCEPT:
+		relay_assist_user_accept(c, proto_ctrl_str(m, "id"));
+		break;
+	case PROTO_MSG_ASSIST_DECLINE:
+		relay_assist_user_decline(c, proto_ctrl_str(m, "id"));
+		break;
+	case PROTO_MSG_ASSIST_END:
+		relay_assist_user_end(c);
+		break;
+	default:
+		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
+		break;
+	}
+}
+
+/* ---- the administrator -------------------------------------------- */
+
+void relay_assist_join(struct relay_conn *c, const char *id)
+{
+	struct relay *r = c->relay;
+	struct relay_store_assist a;
+	struct relay_session *s;
+	int err = -PROTO_E_NO_PERMISSION;
+
+	if (c->who.role == PROTO_ROLE_ADMIN)
+		err = relay_assist_load(r, id, &a);
+	if (!err && a.state != RELAY_ASSIST_ACCEPTED)
+		err = a.state == RELAY_ASSIST_EXPIRED ? -PROTO_E_EXPIRED :
+							-PROTO_E_STATE;
+	if (!err)
+		err = relay_assist_slot_free(r, a.desktop);
+	if (!err)
+		err = relay_assist_move(r, &a, RELAY_ASSIST_ACTIVE,
+					c->who.user, c->who.user);
+	if (err) {
+		relay_conn_refuse(c, err, err == -PROTO_E_NO_PERMISSION ?
+				  "Only an administrator can give remote assistance." :
+				  NULL);
+		return;
+	}
+	s = relay_assist_session(r, a.desktop);
+	snprintf(s->assist_id, sizeof(s->assist_id), "%s", a.id);
+	relay_session_attach_guest(s, c, RELAY_ROLE_ASSIST);
+	relay_session_notify(s->host, "assist_started",
+			     "Remote assistance started.", c->who.user);
+}
+
+void relay_assist_guest_left(struct relay_session *s)
+{
+	struct relay *r = s->relay;
+	struct relay_store_assist a;
+
+	if (!s->assist_id[0])
+		return;
+	if (relay_assist_load(r, s->assist_id, &a) == 0 &&
+	    a.state == RELAY_ASSIST_ACTIVE)
+		relay_assist_finish(r, &a, a.admin);
+	s->assist_id[0] = '\0';
+}
+
+int relay_assist_accept(struct relay *r, const char *id, const char *admin,
+			struct relay_store_assist *out)
+{
+	int err = relay_assist_load(r, id, out);
+
+	if (!err && out->state != RELAY_ASSIST_PENDING)
+		err = out->state == RELAY_ASSIST_EXPIRED ? -PROTO_E_EXPIRED :
+							   -PROTO_E_STATE;
+	if (!err)
+		err = relay_assist_slot_free(r, out->desktop);
+	if (!err)
+		err = relay_assist_move(r, out, RELAY_ASSIST_INVITED, admin, admin);
+	if (!err)
+		relay_assist_invite(r, out);
+	return err;
+}
+
+int relay_assist_decline(struct relay *r, const char *id, const char *admin,
+			 struct relay_store_assist *out)
+{
+	int err = relay_assist_load(r, id, out);
+
+	if (!err && out->state != RELAY_ASSIST_PENDING &&
+	    out->state != RELAY_ASSIST_INVITED &&
+	    out->state != RELAY_ASSIST_ACCEPTED)
+		err = -PROTO_E_STATE;
+	if (!err)
+		err = relay_assist_move(r, out, RELAY_ASSIST_DECLINED, admin, admin);
+	if (!err)
+		relay_assist_tell(r, out, "assist_declined",
+				  "Remote assistance was declined.");
+	return err;
+}
+
+int relay_assist_end(struct relay *r, const char *id, const char *admin,
+		     struct relay_store_assist *out)
+{
+	int err = relay_assist_load(r, id, out);
+
+	if (!err && !(RELAY_ASSIST_BIT(out->state) & RELAY_ASSIST_OPEN))
+		err = -PROTO_E_STATE;
+	if (!err)
+		err = relay_assist_finish(r, out, admin);
+	return err;
+}
+
+int relay_assist_start(struct relay *r, const char *desktop,
+		       const char *admin, struct relay_store_assist *out)
+{
+	struct relay_session *s;
+	int err = relay_assist_slot_free(r, desktop);
+
+	if (!err)
+		err = relay_assist_may_ask(r, relay_assist_session(r, desktop)->user);
+	if (!err && relay_assist_open_for(r, desktop, out) == 0)
+		err = -PROTO_E_STATE;
+	if (err)
+		return err;
+	s = relay_assist_session(r, desktop);
+	err = relay_assist_create(r, desktop, s->user, "admin",
+				  RELAY_ASSIST_INVITED, admin, out);
+	if (!err)
+		relay_assist_invite(r, out);
+	return err;
+}
+
+/* ---- expiry -------------------------------------------------------- */
+
+struct relay_expiry {
+	int64_t now;
+	struct relay_store_assist due[16];
+	int n;
+};
+
+static int relay_assist_collect_due(const struct relay_store_assist *a,
+				    void *arg)
+{
+	struct relay_expiry *x = arg;
+
+	if (a->expires_at > x->now)
+		return 0;
+	x->due[x->n++] = *a;
+	return x->n == (int)(sizeof(x->due) / sizeof(x->due[0]));
+}
+
+void relay_assist_tick(struct relay *r)
+{
+	struct relay_expiry x = { .now = relay_clock_s(r) };
+	int rc;
+
+	/* The store must not be called from its own callback: collect a
+	 * batch, then expire it; a full batch means there may be more. */
+	do {
+		x.n = 0;
+		rc = r->store->ops->assist_list(r->store,
+			RELAY_ASSIST_BIT(RELAY_ASSIST_PENDING),
+			relay_assist_collect_due, &x);
+		for (int i = 0; i < x.n; i++) {
+			if (relay_assist_move(r, &x.due[i], RELAY_ASSIST_EXPIRED,
+					      "relay", NULL) == 0)
+				relay_assist_tell(r, &x.due[i], "assist_expired",
+					"Your request for help expired. Send a new one.");
+		}
+	} while (rc == 1 && x.n > 0);
+}

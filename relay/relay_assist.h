@@ -1,0 +1,55 @@
+/*
+ * relay_assist: remote assistance between a desktop's user and an
+ * administrator.
+ *
+ * The request's state lives in the store (relay_store.h), so it survives
+ * a restart with its original expiry; the session only remembers which
+ * request its guest slot serves while an administrator is connected.
+ *
+ *   user asks (assist_request)      -> pending, expires 180 min later
+ *   admin accepts (API)             -> invited: the desktop is invited
+ *   admin starts (API)              -> invited (admin-initiated)
+ *   user accepts (assist_accept)    -> accepted: the admin may join
+ *   admin's viewer joins            -> active: guest slot, with control
+ *   user or admin ends, admin leaves-> ended
+ *   declined by either side         -> declined
+ *   pending for 180 minutes         -> expired, the desktop is told
+ *
+ * Assistance and collaboration exclude each other through the one guest
+ * slot: while a guest is in, accepting, starting or joining assistance
+ * is refused with the busy message, and a collaborator is refused while
+ * an administrator is in.
+ */
+#ifndef ASP_RELAY_ASSIST_H
+#define ASP_RELAY_ASSIST_H
+
+#include "relay/relay.h"
+
+/* How long a request waits for an administrator. */
+#define RELAY_ASSIST_TTL_S (180 * 60)
+
+/* Host messages assist_request, assist_accept, assist_decline,
+ * assist_end. */
+void relay_assist_host_msg(struct relay_conn *c, const struct proto_ctrl *m);
+
+/* An administrator's viewer joins with {"type":"join","assist":id}. */
+void relay_assist_join(struct relay_conn *c, const char *id);
+
+/* The assisting administrator's viewer left or dropped. */
+void relay_assist_guest_left(struct relay_session *s);
+
+/* Admin API actions.  Each returns 0 or a negative -PROTO_E_* and, on
+ * success, the request's new state in *out. */
+int relay_assist_accept(struct relay *r, const char *id, const char *admin,
+			struct relay_store_assist *out);
+int relay_assist_decline(struct relay *r, const char *id, const char *admin,
+			 struct relay_store_assist *out);
+int relay_assist_end(struct relay *r, const char *id, const char *admin,
+		     struct relay_store_assist *out);
+int relay_assist_start(struct relay *r, const char *desktop,
+		       const char *admin, struct relay_store_assist *out);
+
+/* Expires requests past their time; called once a second. */
+void relay_assist_tick(struct relay *r);
+
+#endif

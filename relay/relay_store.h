@@ -1,0 +1,161 @@
+/*
+ * relay_store: the relay's durable state, behind a small interface.
+ *
+ * What must survive a restart lives here: each desktop's collaboration
+ * code and owner key, per-user permissions, remote assistance requests
+ * and the audit log.  Session logic only sees struct relay_store and its
+ * ops table, so a store shared by several relay nodes can replace the
+ * SQLite one (relay_store_sqlite.c) later by adding another open function
+ * that fills in the same table; nothing else changes.
+ *
+ * Calling convention, for every op:
+ *   - returns 0 or a negative -PROTO_E_* code.  A backend failure (disk,
+ *     corruption, lock timeout) is -PROTO_E_INTERNAL, and
+ *     st->ops->why(st) then says what failed in a sentence (valid until
+ *     the next op); a missing row is -PROTO_E_NOT_FOUND; an argument
+ *     that is not valid (NULL id, unknown state) is -PROTO_E_MALFORMED.
+ *   - strings are NUL-terminated and copied by the store: the caller's
+ *     buffers need only live for the call.
+ *   - list callbacks get strings owned by the store, valid only during
+ *     the callback; copy what you keep.  A callback returns 0 to go on,
+ *     or any other value to stop: the op then returns that value.  The
+ *     callback must not call the store.
+ *   - every write is durable when the op returns 0, to the extent of a
+ *     process crash (a power cut may lose the last writes, never corrupt
+ *     the store).
+ *   - one store belongs to one thread (the relay's event loop).
+ * Times are unix seconds.
+ */
+#ifndef ASP_RELAY_STORE_H
+#define ASP_RELAY_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest id (desktop, user, request id) the relay stores. */
+#define RELAY_STORE_ID_MAX 64
+
+enum relay_assist_state {
+	RELAY_ASSIST_PENDING = 0, /* the user asked; no administrator yet */
+	RELAY_ASSIST_INVITED,     /* an administrator offered help */
+	RELAY_ASSIST_ACCEPTED,    /* both sides agreed; admin may join */
+	RELAY_ASSIST_ACTIVE,      /* the administrator is connected */
+	RELAY_ASSIST_ENDED,
+	RELAY_ASSIST_DECLINED,
+	RELAY_ASSIST_EXPIRED,
+	RELAY_ASSIST__COUNT
+};
+
+/* Bit masks for list filters. */
+#define RELAY_ASSIST_BIT(s) (1u << (s))
+#define RELAY_ASSIST_ALL ((1u << RELAY_ASSIST__COUNT) - 1)
+#define RELAY_ASSIST_OPEN                                                   \
+	(RELAY_ASSIST_BIT(RELAY_ASSIST_PENDING) |                           \
+	 RELAY_ASSIST_BIT(RELAY_ASSIST_INVITED) |                           \
+	 RELAY_ASSIST_BIT(RELAY_ASSIST_ACCEPTED) |                          \
+	 RELAY_ASSIST_BIT(RELAY_ASSIST_ACTIVE))
+
+/* "pending", "invited", ...; "?" for a value outside the enum. */
+const char *relay_assist_state_name(enum relay_assist_state s);
+/* The state named s; -PROTO_E_MALFORMED if none is. */
+int relay_assist_state_parse(const char *s, enum relay_assist_state *out);
+
+/* One collaboration, as load_all hands it out.  code is NULL when the
+ * desktop has no code (only an owner key); user is NULL when unknown. */
+struct relay_store_collab {
+	const char *desktop;
+	const char *code;
+	const char *owner_key;
+	const char *user;
+};
+
+/* One assistance request.  admin is "" until an administrator acts. */
+struct relay_store_assist {
+	char id[RELAY_STORE_ID_MAX + 1];
+	char desktop[RELAY_STORE_ID_MAX + 1];
+	char user[RELAY_STORE_ID_MAX + 1];
+	char initiator[8]; /* "user" or "admin" */
+	char admin[RELAY_STORE_ID_MAX + 1];
+	int64_t requested_at;
+	int64_t expires_at;
+	enum relay_assist_state state;
+};
+
+/* One audit event; desktop and detail may be "". */
+struct relay_store_event {
+	int64_t time;
+	const char *actor;
+	const char *event;
+	const char *desktop;
+	const char *detail;
+};
+
+struct relay_store;
+
+typedef int (*relay_store_collab_cb)(const struct relay_store_collab *c,
+				     void *arg);
+typedef int (*relay_store_assist_cb)(const struct relay_store_assist *a,
+				     void *arg);
+typedef int (*relay_store_event_cb)(const struct relay_store_event *e,
+				    void *arg);
+
+struct relay_store_ops {
+	/* Releases everything; st is invalid afterwards.  NULL is fine. */
+	void (*close)(struct relay_store *st);
+	/* The sentence describing the last -PROTO_E_INTERNAL, or "". */
+	const char *(*why)(const struct relay_store *st);
+
+	/* Collaborations: one row per desktop; put replaces it. */
+	int (*collab_put)(struct relay_store *st, const char *desktop,
+			  const char *code, const char *owner_key,
+			  const char *user);
+	/* Forgets the desktop; 0 even if it was not stored. */
+	int (*collab_del)(struct relay_store *st, const char *desktop);
+	/* Calls cb for every stored desktop, in desktop order. */
+	int (*collab_load_all)(struct relay_store *st, relay_store_collab_cb cb,
+			       void *arg);
+
+	/* Permissions: a user never set has both off. */
+	int (*perm_get)(struct relay_store *st, const char *user, bool *help,
+			bool *collab);
+	int (*perm_set)(struct relay_store *st, const char *user, bool help,
+			bool collab);
+
+	/* Assistance requests.  create refuses an id that exists with
+	 * -PROTO_E_BUSY; set_state and get return -PROTO_E_NOT_FOUND for
+	 * an unknown id.  set_state records admin unless it is NULL. */
+	int (*assist_create)(struct relay_store *st,
+			     const struct relay_store_assist *a);
+	int (*assist_set_state)(struct relay_store *st, const char *id,
+				enum relay_assist_state state,
+				const char *admin);
+	int (*assist_get)(struct relay_store *st, const char *id,
+			  struct relay_store_assist *out);
+	/* Requests whose state's bit is in mask, oldest first. */
+	int (*assist_list)(struct relay_store *st, unsigned mask,
+			   relay_store_assist_cb cb, void *arg);
+
+	/* Audit log.  query calls cb for the latest `limit` events with
+	 * time >= since, oldest first (ties in the order appended). */
+	int (*audit_append)(struct relay_store *st, int64_t time,
+			    const char *actor, const char *event,
+			    const char *desktop, const char *detail);
+	int (*audit_query)(struct relay_store *st, int64_t since,
+			   unsigned limit, relay_store_event_cb cb, void *arg);
+};
+
+/* Every backend's handle starts with this; backends extend it. */
+struct relay_store {
+	const struct relay_store_ops *ops;
+};
+
+/* Opens (creating if missing) DATA_DIR/relay.db: mode 0600 (it holds
+ * owner keys), WAL journal, synchronous=NORMAL, a busy timeout, and the
+ * schema created or migrated to the current user_version.  data_dir must
+ * exist.  0 and *out set; -PROTO_E_INTERNAL with a sentence in why
+ * otherwise (including a database from a newer relay). */
+int relay_store_sqlite_open(const char *data_dir, struct relay_store **out,
+			    char *why, size_t why_len);
+
+#endif

@@ -1,0 +1,654 @@
+/*
+ * relay_store_sqlite: the relay's durable state in one SQLite file,
+ * DATA_DIR/relay.db.  See relay_store.h for the contract.
+ *
+ * WAL with synchronous=NORMAL makes each committed write survive a crash
+ * of the relay process (the write is in the WAL, and the OS has it) at
+ * the cost of one fsync per checkpoint rather than per write, which
+ * keeps the event loop from waiting on the disk.  Every statement is
+ * prepared once at open and reset after use.  The schema carries its
+ * version in PRAGMA user_version and is migrated forward in a
+ * transaction per step, so an older file is upgraded and a newer one
+ * (from a later relay) is refused rather than misread.
+ */
+#include "relay/relay_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "protocol/proto_error.h"
+#include "relay/relay_alloc.h"
+
+/* How long a write waits for a lock held by another process (an admin
+ * inspecting the file with the sqlite3 shell, say) before failing. */
+#define STORE_BUSY_MS 2000
+
+static const char *const STATE_NAMES[RELAY_ASSIST__COUNT] = {
+	"pending", "invited", "accepted", "active",
+	"ended",   "declined", "expired",
+};
+
+/* Migration i takes the schema from user_version i to i + 1. */
+static const char *const MIGRATIONS[] = {
+	"CREATE TABLE collab ("
+	"  desktop TEXT PRIMARY KEY,"
+	"  code TEXT,"
+	"  owner_key TEXT NOT NULL,"
+	"  user TEXT);"
+	"CREATE TABLE permission ("
+	"  user TEXT PRIMARY KEY,"
+	"  help INTEGER NOT NULL,"
+	"  collab INTEGER NOT NULL);"
+	"CREATE TABLE assist ("
+	"  id TEXT PRIMARY KEY,"
+	"  desktop TEXT NOT NULL,"
+	"  user TEXT NOT NULL,"
+	"  initiator TEXT NOT NULL CHECK (initiator IN ('user', 'admin')),"
+	"  admin TEXT NOT NULL DEFAULT '',"
+	"  requested_at INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL,"
+	"  state TEXT NOT NULL);"
+	"CREATE INDEX assist_by_time ON assist (requested_at);"
+	"CREATE TABLE audit ("
+	"  id INTEGER PRIMARY KEY,"
+	"  time INTEGER NOT NULL,"
+	"  actor TEXT NOT NULL,"
+	"  event TEXT NOT NULL,"
+	"  desktop TEXT NOT NULL,"
+	"  detail TEXT NOT NULL);"
+	"CREATE INDEX audit_by_time ON audit (time, id);",
+};
+#define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
+
+#define ASSIST_COLS \
+	"id, desktop, user, initiator, admin, requested_at, expires_at, state"
+
+enum {
+	ST_COLLAB_PUT,
+	ST_COLLAB_DEL,
+	ST_COLLAB_ALL,
+	ST_PERM_GET,
+	ST_PERM_SET,
+	ST_ASSIST_NEW,
+	ST_ASSIST_STATE,
+	ST_ASSIST_GET,
+	ST_ASSIST_ALL,
+	ST_AUDIT_ADD,
+	ST_AUDIT_QUERY,
+	ST__COUNT
+};
+
+static const char *const SQL[ST__COUNT] = {
+	[ST_COLLAB_PUT] = "INSERT OR REPLACE INTO collab "
+			  "(desktop, code, owner_key, user) VALUES (?, ?, ?, ?)",
+	[ST_COLLAB_DEL] = "DELETE FROM collab WHERE desktop = ?",
+	[ST_COLLAB_ALL] = "SELECT desktop, code, owner_key, user FROM collab "
+			  "ORDER BY desktop",
+	[ST_PERM_GET] = "SELECT help, collab FROM permission WHERE user = ?",
+	[ST_PERM_SET] = "INSERT OR REPLACE INTO permission (user, help, collab) "
+			"VALUES (?, ?, ?)",
+	[ST_ASSIST_NEW] = "INSERT INTO assist (" ASSIST_COLS ") "
+			  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	[ST_ASSIST_STATE] = "UPDATE assist SET state = ?2, "
+			    "admin = COALESCE(?3, admin) WHERE id = ?1",
+	[ST_ASSIST_GET] = "SELECT " ASSIST_COLS " FROM assist WHERE id = ?",
+	[ST_ASSIST_ALL] = "SELECT " ASSIST_COLS " FROM assist "
+			  "ORDER BY requested_at, rowid",
+	[ST_AUDIT_ADD] = "INSERT INTO audit (time, actor, event, desktop, detail) "
+			 "VALUES (?, ?, ?, ?, ?)",
+	[ST_AUDIT_QUERY] = "SELECT time, actor, event, desktop, detail FROM ("
+			   "  SELECT * FROM audit WHERE time >= ?"
+			   "  ORDER BY time DESC, id DESC LIMIT ?"
+			   ") ORDER BY time, id",
+};
+
+struct store_sqlite {
+	struct relay_store base; /* first, so the handle casts both ways */
+	sqlite3 *db;
+	sqlite3_stmt *stmt[ST__COUNT];
+	char why[256];
+};
+
+static struct store_sqlite *sq(struct relay_store *st)
+{
+	return (struct store_sqlite *)st;
+}
+
+const char *relay_assist_state_name(enum relay_assist_state s)
+{
+	return (unsigned)s < RELAY_ASSIST__COUNT ? STATE_NAMES[s] : "?";
+}
+
+int relay_assist_state_parse(const char *s, enum relay_assist_state *out)
+{
+	for (int i = 0; s && i < RELAY_ASSIST__COUNT; i++) {
+		if (strcmp(s, STATE_NAMES[i]) == 0) {
+			*out = (enum relay_assist_state)i;
+			return 0;
+		}
+	}
+	return -PROTO_E_MALFORMED;
+}
+
+/* Records why an SQLite call failed; returns -PROTO_E_INTERNAL. */
+static int store_fail(struct store_sqlite *s, const char *what)
+{
+	proto_err_set(s->why, sizeof s->why, "relay.db: %s: %s", what,
+		      sqlite3_errmsg(s->db));
+	return -PROTO_E_INTERNAL;
+}
+
+/* The statement, reset and ready for new bindings. */
+static sqlite3_stmt *stmt_get(struct store_sqlite *s, int which)
+{
+	sqlite3_stmt *stmt = s->stmt[which];
+
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	return stmt;
+}
+
+/* Binds a string the caller keeps alive for the call (NULL binds NULL). */
+static bool bind_str(sqlite3_stmt *stmt, int i, const char *v)
+{
+	return sqlite3_bind_text(stmt, i, v, -1, SQLITE_STATIC) == SQLITE_OK;
+}
+
+static bool bind_int(sqlite3_stmt *stmt, int i, int64_t v)
+{
+	return sqlite3_bind_int64(stmt, i, v) == SQLITE_OK;
+}
+
+/* Runs a statement that returns no rows. */
+static int stmt_run(struct store_sqlite *s, sqlite3_stmt *stmt,
+		    const char *what)
+{
+	int rc = sqlite3_step(stmt);
+
+	/* A duplicate key is the caller's mistake, not the store's. */
+	if (rc == SQLITE_CONSTRAINT)
+		rc = -PROTO_E_BUSY;
+	else if (rc != SQLITE_DONE)
+		rc = store_fail(s, what);
+	else
+		rc = 0;
+	sqlite3_reset(stmt);
+	return rc;
+}
+
+/* A non-empty id of at most RELAY_STORE_ID_MAX bytes. */
+static bool id_ok(const char *id)
+{
+	return id && *id && strnlen(id, RELAY_STORE_ID_MAX + 1) <=
+				    RELAY_STORE_ID_MAX;
+}
+
+static const char *col_str(sqlite3_stmt *stmt, int i)
+{
+	return (const char *)sqlite3_column_text(stmt, i);
+}
+
+static void col_copy(char *dst, size_t cap, sqlite3_stmt *stmt, int i)
+{
+	const char *v = col_str(stmt, i);
+
+	snprintf(dst, cap, "%s", v ? v : "");
+}
+
+static int collab_put(struct relay_store *st, const char *desktop,
+		      const char *code, const char *owner_key, const char *user)
+{
+	struct store_sqlite *s = sq(st);
+	sqlite3_stmt *stmt = stmt_get(s, ST_COLLAB_PUT);
+
+	if (!id_ok(desktop) || !owner_key)
+		return -PROTO_E_MALFORMED;
+	if (!bind_str(stmt, 1, desktop) || !bind_str(stmt, 2, code) ||
+	    !bind_str(stmt, 3, owner_key) || !bind_str(stmt, 4, user))
+		return store_fail(s, "collab put");
+	return stmt_run(s, stmt, "collab put");
+}
+
+static int collab_del(struct relay_store *st, const char *desktop)
+{
+	struct store_sqlite *s = sq(st);
+	sqlite3_stmt *stmt = stmt_get(s, ST_COLLAB_DEL);
+
+	if (!desktop)
+		return -PROTO_E_MALFORMED;
+	if (!bind_str(stmt, 1, desktop))
+		return store_fail(s, "collab del");
+	return stmt_run(s, stmt, "collab del");
+}
+
+/* Steps a query, calling row(stmt) per row until it returns non-zero. */
+static int stmt_rows(struct store_sqlite *s, sqlite3_stmt *stmt,
+		     const char *what, int (*row)(sqlite3_stmt *, void *),
+		     void *ctx)
+{
+	int rc = SQLITE_DONE, stop = 0;
+
+	while (!stop && (rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		stop = row(stmt, ctx);
+	if (!stop && rc != SQLITE_DONE)
+		stop = store_fail(s, what);
+	sqlite3_reset(stmt);
+	return stop;
+}
+
+/* What a list op hands its row function: the caller's callback. */
+struct walk {
+	union {
+		relay_store_collab_cb collab;
+		relay_store_assist_cb assist;
+		relay_store_event_cb event;
+	} cb;
+	void *arg;
+	unsigned mask; /* assist_list's state filter */
+};
+
+static int collab_row(sqlite3_stmt *stmt, void *ctx)
+{
+	struct walk *w = ctx;
+	struct relay_store_collab c = {
+		.desktop = col_str(stmt, 0),
+		.code = col_str(stmt, 1),
+		.owner_key = col_str(stmt, 2),
+		.user = col_str(stmt, 3),
+	};
+
+	return w->cb.collab(&c, w->arg);
+}
+
+static int collab_load_all(struct relay_store *st, relay_store_collab_cb cb,
+			   void *arg)
+{
+	struct store_sqlite *s = sq(st);
+	struct walk w = { .cb.collab = cb, .arg = arg };
+
+	if (!cb)
+		return -PROTO_E_MALFORMED;
+	return stmt_rows(s, stmt_get(s, ST_COLLAB_ALL), "collab load", collab_row,
+			 &w);
+}
+
+static int perm_get(struct relay_store *st, const char *user, bool *help,
+		    bool *collab)
+{
+	struct store_sqlite *s = sq(st);
+	sqlite3_stmt *stmt = stmt_get(s, ST_PERM_GET);
+	int rc;
+
+	*help = *collab = false;
+	if (!user)
+		return -PROTO_E_MALFORMED;
+	if (!bind_str(stmt, 1, user))
+		return store_fail(s, "permission get");
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		*help = sqlite3_column_int(stmt, 0) != 0;
+		*collab = sqlite3_column_int(stmt, 1) != 0;
+	}
+	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		     ? 0 : store_fail(s, "permission get");
+	sqlite3_reset(stmt);
+	return rc;
+}
+
+static int perm_set(struct relay_store *st, const char *user, bool help,
+		    bool collab)
+{
+	struct store_sqlite *s = sq(st);
+	sqlite3_stmt *stmt = stmt_get(s, ST_PERM_SET);
+
+	if (!id_ok(user))
+		return -PROTO_E_MALFORMED;
+	if (!bind_str(stmt, 1, user) || !bind_int(stmt, 2, help) ||
+	    !bind_int(stmt, 3, collab))
+		return store_fail(s, "permission set");
+	return stmt_run(s, stmt, "permission set");
+}
+
+static bool assist_valid(const struct relay_store_assist *a)
+{
+	return id_ok(a->id) && id_ok(a->desktop) && id_ok(a->user) &&
+	       (strcmp(a->initiator, "user") == 0 ||
+		strcmp(a->initiator, "admin") == 0) &&
+	       (unsigned)a->state < RELAY_ASSIST__COUNT;
+}
+
+static int assist_create(struct relay_store *st,
+			 const struct relay_store_assist *a)
+{
+	struct store_sqlite *s = sq(st);
+	sqlite3_stmt *stmt = stmt_get(s, ST_ASSIST_NEW);
+
+	if (!a || !assist_valid(a))
+		return -PROTO_E_MALFORMED;
+	if (!bind_str(stmt, 1, a->id) || !bind_str(stmt, 2, a->desktop) ||
+	    !bind_str(stmt, 3, a->user) || !bind_str(stmt, 4, a->initiator) ||
+	    !bind_str(stmt, 5, a->admin) || !bind_int(stmt, 6, a->requested_at) ||
+	    !bind_int(stmt, 7, a->expires_at) ||
+	    !bind_str(stmt, 8, STATE_NAMES[a->state]))
+		return store_fail(s, "assist create");
+	return stmt_run(s, stmt, "assist create");
+}
+
+static int assist_set_state(struct relay_store *st, const char *id,
+			    enum relay_assist_state state, const char *admin)
+{
+	struct store_sqlite *s = sq(st);
+	sqlite3_stmt *stmt = stmt_get(s, ST_ASSIST_STATE);
+	int rc;
+
+	if (!id || (unsigned)state >= RELAY_ASSIST__COUNT)
+		return -PROTO_E_MALFORMED;
+	if (!bind_str(stmt, 1, id) || !bind_str(stmt, 2, STATE_NAMES[state]) ||
+	    !bind_str(stmt, 3, admin))
+		return store_fail(s, "assist state");
+	rc = stmt_run(s, stmt, "assist state");
+	if (rc == 0 && sqlite3_changes(s->db) == 0)
+		return -PROTO_E_NOT_FOUND;
+	return rc;
+}
+
+/* Fills *a from a row of ASSIST_COLS; false if the state is unknown. */
+static bool assist_from_row(sqlite3_stmt *stmt, struct relay_store_assist *a)
+{
+	col_copy(a->id, sizeof a->id, stmt, 0);
+	col_copy(a->desktop, sizeof a->desktop, stmt, 1);
+	col_copy(a->user, sizeof a->user, stmt, 2);
+	col_copy(a->initiator, sizeof a->initiator, stmt, 3);
+	col_copy(a->admin, sizeof a->admin, stmt, 4);
+	a->requested_at = sqlite3_column_int64(stmt, 5);
+	a->expires_at = sqlite3_column_int64(stmt, 6);
+	return relay_assist_state_parse(col_str(stmt, 7), &a->state) == 0;
+}
+
+static int assist_get(struct relay_store *st, const char *id,
+		      struct relay_store_assist *out)
+{
+	struct store_sqlite *s = sq(st);
+	sqlite3_stmt *stmt = stmt_get(s, ST_ASSIST_GET);
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (!id)
+		return -PROTO_E_MALFORMED;
+	if (!bind_str(stmt, 1, id))
+		return store_fail(s, "assist get");
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW && !assist_from_row(stmt, out))
+		rc = SQLITE_CORRUPT;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		rc = store_fail(s, "assist get");
+	else
+		rc = rc == SQLITE_ROW ? 0 : -PROTO_E_NOT_FOUND;
+	sqlite3_reset(stmt);
+	return rc;
+}
+
+static int assist_row(sqlite3_stmt *stmt, void *ctx)
+{
+	struct walk *w = ctx;
+	struct relay_store_assist a;
+
+	/* Rows with a state this relay does not know are skipped: a later
+	 * relay may have written them. */
+	if (!assist_from_row(stmt, &a) ||
+	    !(w->mask & RELAY_ASSIST_BIT(a.state)))
+		return 0;
+	return w->cb.assist(&a, w->arg);
+}
+
+static int assist_list(struct relay_store *st, unsigned mask,
+		       relay_store_assist_cb cb, void *arg)
+{
+	struct store_sqlite *s = sq(st);
+	struct walk w = { .cb.assist = cb, .arg = arg, .mask = mask };
+
+	if (!cb)
+		return -PROTO_E_MALFORMED;
+	return stmt_rows(s, stmt_get(s, ST_ASSIST_ALL), "assist list",
+			 assist_row, &w);
+}
+
+static int audit_append(struct relay_store *st, int64_t time,
+			const char *actor, const char *event,
+			const char *desktop, const char *detail)
+{
+	struct store_sqlite *s = sq(st);
+	sqlite3_stmt *stmt = stmt_get(s, ST_AUDIT_ADD);
+
+	if (!actor || !event)
+		return -PROTO_E_MALFORMED;
+	if (!bind_int(stmt, 1, time) || !bind_str(stmt, 2, actor) ||
+	    !bind_str(stmt, 3, event) ||
+	    !bind_str(stmt, 4, desktop ? desktop : "") ||
+	    !bind_str(stmt, 5, detail ? detail : ""))
+		return store_fail(s, "audit append");
+	return stmt_run(s, stmt, "audit append");
+}
+
+static int event_row(sqlite3_stmt *stmt, void *ctx)
+{
+	struct walk *w = ctx;
+	struct relay_store_event e = {
+		.time = sqlite3_column_int64(stmt, 0),
+		.actor = col_str(stmt, 1),
+		.event = col_str(stmt, 2),
+		.desktop = col_str(stmt, 3),
+		.detail = col_str(stmt, 4),
+	};
+
+	return w->cb.event(&e, w->arg);
+}
+
+static int audit_query(struct relay_store *st, int64_t since, unsigned limit,
+		       relay_store_event_cb cb, void *arg)
+{
+	struct store_sqlite *s = sq(st);
+	sqlite3_stmt *stmt = stmt_get(s, ST_AUDIT_QUERY);
+	struct walk w = { .cb.event = cb, .arg = arg };
+
+	if (!cb)
+		return -PROTO_E_MALFORMED;
+	if (!bind_int(stmt, 1, since) || !bind_int(stmt, 2, limit))
+		return store_fail(s, "audit query");
+	return stmt_rows(s, stmt, "audit query", event_row, &w);
+}
+
+static const char *store_why(const struct relay_store *st)
+{
+	return ((const struct store_sqlite *)st)->why;
+}
+
+static void store_close(struct relay_store *st)
+{
+	struct store_sqlite *s = sq(st);
+
+	if (!st)
+		return;
+	for (int i = 0; i < ST__COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+	/* The last connection to close checkpoints the WAL into the file. */
+	sqlite3_close(s->db);
+	free(s);
+}
+
+static const struct relay_store_ops SQLITE_OPS = {
+	.close = store_close,
+	.why = store_why,
+	.collab_put = collab_put,
+	.collab_del = collab_del,
+	.collab_load_all = collab_load_all,
+	.perm_get = perm_get,
+	.perm_set = perm_set,
+	.assist_create = assist_create,
+	.assist_set_state = assist_set_state,
+	.assist_get = assist_get,
+	.assist_list = assist_list,
+	.audit_append = audit_append,
+	.audit_query = audit_query,
+};
+
+static int exec_sql(struct store_sqlite *s, const char *sql, const char *what)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return store_fail(s, what);
+	return 0;
+}
+
+static int user_version(struct store_sqlite *s, int *out)
+{
+	sqlite3_stmt *stmt = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &stmt,
+			       NULL) != SQLITE_OK)
+		return store_fail(s, "reading the schema version");
+	rc = sqlite3_step(stmt);
+	*out = sqlite3_column_int(stmt, 0);
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_ROW ? 0 : store_fail(s, "reading the schema version");
+}
+
+/* Applies migration v (to version v + 1) in one transaction. */
+static int migrate_step(struct store_sqlite *s, int v)
+{
+	char sql[64];
+	int rc;
+
+	rc = exec_sql(s, "BEGIN IMMEDIATE", "migrating the schema");
+	if (rc == 0)
+		rc = exec_sql(s, MIGRATIONS[v], "migrating the schema");
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
+	if (rc == 0)
+		rc = exec_sql(s, sql, "migrating the schema");
+	if (rc == 0)
+		rc = exec_sql(s, "COMMIT", "migrating the schema");
+	if (rc < 0)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static int schema_migrate(struct store_sqlite *s)
+{
+	int v, rc;
+
+	rc = user_version(s, &v);
+	if (rc < 0)
+		return rc;
+	if (v > SCHEMA_VERSION) {
+		proto_err_set(s->why, sizeof s->why,
+			      "relay.db has schema version %d, newer than this "
+			      "relay's %d; refusing to touch it", v,
+			      SCHEMA_VERSION);
+		return -PROTO_E_INTERNAL;
+	}
+	for (; v < SCHEMA_VERSION && rc == 0; v++)
+		rc = migrate_step(s, v);
+	return rc;
+}
+
+/* WAL + NORMAL: see the file comment. */
+static int store_tune(struct store_sqlite *s)
+{
+	sqlite3_stmt *stmt = NULL;
+	const char *mode;
+	int rc = 0;
+
+	if (sqlite3_busy_timeout(s->db, STORE_BUSY_MS) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &stmt,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_step(stmt) != SQLITE_ROW)
+		rc = store_fail(s, "setting the journal mode");
+	mode = rc == 0 ? col_str(stmt, 0) : NULL;
+	if (rc == 0 && (!mode || strcmp(mode, "wal") != 0)) {
+		proto_err_set(s->why, sizeof s->why,
+			      "relay.db: the file system refused WAL mode (%s)",
+			      mode ? mode : "?");
+		rc = -PROTO_E_INTERNAL;
+	}
+	sqlite3_finalize(stmt);
+	if (rc == 0)
+		rc = exec_sql(s, "PRAGMA synchronous = NORMAL",
+			      "setting synchronous");
+	return rc;
+}
+
+static int stmts_prepare(struct store_sqlite *s)
+{
+	for (int i = 0; i < ST__COUNT; i++) {
+		if (sqlite3_prepare_v3(s->db, SQL[i], -1,
+				       SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
+				       NULL) != SQLITE_OK)
+			return store_fail(s, "preparing statements");
+	}
+	return 0;
+}
+
+/* Creates the file first so that it (and the -wal and -shm files SQLite
+ * gives the same mode) is private: it holds owner keys. */
+static int db_file_create(const char *path, char *why, size_t why_len)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0) {
+		proto_err_set(why, why_len, "%s: %s", path, strerror(errno));
+		return -PROTO_E_INTERNAL;
+	}
+	close(fd);
+	return 0;
+}
+
+static int store_setup(struct store_sqlite *s, const char *path)
+{
+	int rc;
+
+	if (sqlite3_open_v2(path, &s->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK)
+		return store_fail(s, "opening");
+	rc = store_tune(s);
+	if (rc == 0)
+		rc = schema_migrate(s);
+	if (rc == 0)
+		rc = stmts_prepare(s);
+	return rc;
+}
+
+int relay_store_sqlite_open(const char *data_dir, struct relay_store **out,
+			    char *why, size_t why_len)
+{
+	struct store_sqlite *s;
+	char path[PATH_MAX];
+	int n, rc;
+
+	*out = NULL;
+	n = snprintf(path, sizeof path, "%s/relay.db", data_dir ? data_dir : "");
+	if (!data_dir || n < 0 || (size_t)n >= sizeof path) {
+		proto_err_set(why, why_len, "data directory path too long");
+		return -PROTO_E_INTERNAL;
+	}
+	rc = db_file_create(path, why, why_len);
+	if (rc < 0)
+		return rc;
+	s = relay_xcalloc(1, sizeof *s);
+	s->base.ops = &SQLITE_OPS;
+	rc = store_setup(s, path);
+	if (rc < 0) {
+		proto_err_set(why, why_len, "%s", s->why);
+		store_close(&s->base);
+		return rc;
+	}
+	*out = &s->base;
+	return 0;
+}

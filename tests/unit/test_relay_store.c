@@ -1,0 +1,446 @@
+/*
+ * Unit tests for relay_store (the SQLite backend) against a real database
+ * in a scratch directory: what is put comes back, survives close + open
+ * and survives a SIGKILLed writer, lists filter and order as documented,
+ * and the file is private, in WAL mode, and refused when it comes from a
+ * newer relay.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "protocol/proto_error.h"
+#include "relay/relay_store.h"
+
+struct fixture {
+	char dir[64];
+	struct relay_store *st;
+};
+
+static struct relay_store *store_open(const char *dir)
+{
+	struct relay_store *st = NULL;
+	char why[256] = "";
+	int rc = relay_store_sqlite_open(dir, &st, why, sizeof why);
+
+	if (rc != 0)
+		fail_msg("open %s: %d (%s)", dir, rc, why);
+	return st;
+}
+
+/* Closes and reopens the store, as a relay restart does. */
+static void restart(struct fixture *f)
+{
+	f->st->ops->close(f->st);
+	f->st = store_open(f->dir);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+
+	snprintf(f->dir, sizeof f->dir, "/tmp/asp-store-XXXXXX");
+	if (!f || !mkdtemp(f->dir))
+		return -1;
+	f->st = store_open(f->dir);
+	*state = f;
+	return 0;
+}
+
+static void rm_files(const char *dir)
+{
+	static const char *const names[] = { "relay.db", "relay.db-wal",
+					     "relay.db-shm" };
+	char path[128];
+
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	if (f->st)
+		f->st->ops->close(f->st);
+	rm_files(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Collects load_all rows into one "desktop code key user;" string. */
+static int collab_cat(const struct relay_store_collab *c, void *arg)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+
+	snprintf(out + n, 512 - n, "%s %s %s %s;", c->desktop,
+		 c->code ? c->code : "-", c->owner_key, c->user ? c->user : "-");
+	return 0;
+}
+
+static void expect_collabs(struct relay_store *st, const char *want)
+{
+	char got[512] = "";
+
+	assert_int_equal(st->ops->collab_load_all(st, collab_cat, got), 0);
+	assert_string_equal(got, want);
+}
+
+static void test_collab_put_load_del(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+
+	expect_collabs(st, "");
+	assert_int_equal(st->ops->collab_put(st, "desk-2", "K7M4Q2XW9PDH",
+					     "00ff", "dana"), 0);
+	assert_int_equal(st->ops->collab_put(st, "desk-1", NULL, "aa11", NULL),
+			 0);
+	expect_collabs(st, "desk-1 - aa11 -;desk-2 K7M4Q2XW9PDH 00ff dana;");
+	/* A new code for the same desktop replaces the old one. */
+	assert_int_equal(st->ops->collab_put(st, "desk-2", "222222222222",
+					     "00ff", "dana"), 0);
+	restart(f);
+	st = f->st;
+	expect_collabs(st, "desk-1 - aa11 -;desk-2 222222222222 00ff dana;");
+	assert_int_equal(st->ops->collab_del(st, "desk-1"), 0);
+	assert_int_equal(st->ops->collab_del(st, "desk-1"), 0);
+	restart(f);
+	expect_collabs(f->st, "desk-2 222222222222 00ff dana;");
+	assert_int_equal(f->st->ops->collab_put(f->st, NULL, "c", "k", "u"),
+			 -PROTO_E_MALFORMED);
+	assert_int_equal(f->st->ops->collab_put(f->st, "d", "c", NULL, "u"),
+			 -PROTO_E_MALFORMED);
+}
+
+static void expect_perm(struct relay_store *st, const char *user, bool help,
+			bool collab)
+{
+	bool h = !help, c = !collab;
+
+	assert_int_equal(st->ops->perm_get(st, user, &h, &c), 0);
+	if (h != help || c != collab)
+		fail_msg("%s: help=%d collab=%d, want help=%d collab=%d", user,
+			 h, c, help, collab);
+}
+
+static void test_permissions(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+
+	expect_perm(st, "nobody", false, false);
+	assert_int_equal(st->ops->perm_set(st, "dana@x.org", true, false), 0);
+	assert_int_equal(st->ops->perm_set(st, "eve", false, true), 0);
+	expect_perm(st, "dana@x.org", true, false);
+	assert_int_equal(st->ops->perm_set(st, "dana@x.org", true, true), 0);
+	restart(f);
+	expect_perm(f->st, "dana@x.org", true, true);
+	expect_perm(f->st, "eve", false, true);
+	expect_perm(f->st, "nobody", false, false);
+	assert_int_equal(f->st->ops->perm_set(f->st, "", true, true),
+			 -PROTO_E_MALFORMED);
+}
+
+static struct relay_store_assist assist_of(const char *id, int64_t t,
+					   enum relay_assist_state s)
+{
+	struct relay_store_assist a;
+
+	memset(&a, 0, sizeof a);
+	snprintf(a.id, sizeof a.id, "%s", id);
+	snprintf(a.desktop, sizeof a.desktop, "desk-%s", id);
+	snprintf(a.user, sizeof a.user, "user-%s", id);
+	snprintf(a.initiator, sizeof a.initiator, "user");
+	a.requested_at = t;
+	a.expires_at = t + 600;
+	a.state = s;
+	return a;
+}
+
+static int assist_cat(const struct relay_store_assist *a, void *arg)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+
+	snprintf(out + n, 512 - n, "%s:%s%s%s;", a->id,
+		 relay_assist_state_name(a->state), a->admin[0] ? ":" : "",
+		 a->admin);
+	return 0;
+}
+
+static void expect_assists(struct relay_store *st, unsigned mask,
+			   const char *want)
+{
+	char got[512] = "";
+
+	assert_int_equal(st->ops->assist_list(st, mask, assist_cat, got), 0);
+	assert_string_equal(got, want);
+}
+
+static void test_assist_lifecycle(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+	struct relay_store_assist a = assist_of("r1", 1000, RELAY_ASSIST_PENDING);
+	struct relay_store_assist b = assist_of("r2", 900, RELAY_ASSIST_PENDING);
+	struct relay_store_assist got;
+
+	assert_int_equal(st->ops->assist_create(st, &a), 0);
+	assert_int_equal(st->ops->assist_create(st, &b), 0);
+	assert_int_equal(st->ops->assist_create(st, &a), -PROTO_E_BUSY);
+	assert_int_equal(st->ops->assist_get(st, "r1", &got), 0);
+	assert_memory_equal(&got, &a, sizeof a);
+	assert_int_equal(st->ops->assist_set_state(st, "r1",
+						   RELAY_ASSIST_ACCEPTED, "root"),
+			 0);
+	/* A NULL admin keeps the one recorded. */
+	assert_int_equal(st->ops->assist_set_state(st, "r1",
+						   RELAY_ASSIST_ACTIVE, NULL),
+			 0);
+	assert_int_equal(st->ops->assist_set_state(st, "r2",
+						   RELAY_ASSIST_DECLINED, "ops"),
+			 0);
+	restart(f);
+	st = f->st;
+	assert_int_equal(st->ops->assist_get(st, "r1", &got), 0);
+	assert_int_equal(got.state, RELAY_ASSIST_ACTIVE);
+	assert_string_equal(got.admin, "root");
+	assert_int_equal(got.expires_at, 1600);
+	expect_assists(st, RELAY_ASSIST_ALL, "r2:declined:ops;r1:active:root;");
+	expect_assists(st, RELAY_ASSIST_OPEN, "r1:active:root;");
+	expect_assists(st, RELAY_ASSIST_BIT(RELAY_ASSIST_PENDING), "");
+	assert_int_equal(st->ops->assist_get(st, "nope", &got),
+			 -PROTO_E_NOT_FOUND);
+	assert_int_equal(st->ops->assist_set_state(st, "nope",
+						   RELAY_ASSIST_ENDED, NULL),
+			 -PROTO_E_NOT_FOUND);
+	a = assist_of("r3", 1, RELAY_ASSIST_PENDING);
+	snprintf(a.initiator, sizeof a.initiator, "robot");
+	assert_int_equal(st->ops->assist_create(st, &a), -PROTO_E_MALFORMED);
+}
+
+static void test_assist_state_names(void **state)
+{
+	enum relay_assist_state s;
+
+	(void)state;
+	for (int i = 0; i < RELAY_ASSIST__COUNT; i++) {
+		assert_int_equal(relay_assist_state_parse(
+					 relay_assist_state_name(i), &s), 0);
+		assert_int_equal(s, i);
+	}
+	assert_string_equal(relay_assist_state_name(RELAY_ASSIST_INVITED),
+			    "invited");
+	assert_int_equal(relay_assist_state_parse("Pending", &s),
+			 -PROTO_E_MALFORMED);
+	assert_string_equal(relay_assist_state_name(RELAY_ASSIST__COUNT), "?");
+}
+
+static int event_cat(const struct relay_store_event *e, void *arg)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+
+	snprintf(out + n, 512 - n, "%lld %s %s %s %s;", (long long)e->time,
+		 e->actor, e->event, e->desktop, e->detail);
+	return 0;
+}
+
+static void expect_events(struct relay_store *st, int64_t since,
+			  unsigned limit, const char *want)
+{
+	char got[512] = "";
+
+	assert_int_equal(st->ops->audit_query(st, since, limit, event_cat, got),
+			 0);
+	assert_string_equal(got, want);
+}
+
+static void test_audit(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+
+	assert_int_equal(st->ops->audit_append(st, 20, "root", "assist_accept",
+					       "desk-1", "id=r1"), 0);
+	assert_int_equal(st->ops->audit_append(st, 10, "dana", "collab_start",
+					       "desk-1", NULL), 0);
+	assert_int_equal(st->ops->audit_append(st, 20, "root", "assist_end",
+					       NULL, "id=r1 by admin"), 0);
+	assert_int_equal(st->ops->audit_append(st, 30, "asp-admin", "policy",
+					       "", "eve help=on"), 0);
+	restart(f);
+	st = f->st;
+	/* Time order; equal times in the order appended. */
+	expect_events(st, 0, 100,
+		      "10 dana collab_start desk-1 ;"
+		      "20 root assist_accept desk-1 id=r1;"
+		      "20 root assist_end  id=r1 by admin;"
+		      "30 asp-admin policy  eve help=on;");
+	/* The latest two, still oldest first. */
+	expect_events(st, 0, 2,
+		      "20 root assist_end  id=r1 by admin;"
+		      "30 asp-admin policy  eve help=on;");
+	expect_events(st, 21, 100, "30 asp-admin policy  eve help=on;");
+	expect_events(st, 31, 100, "");
+	expect_events(st, 0, 0, "");
+	assert_int_equal(st->ops->audit_append(st, 1, NULL, "x", NULL, NULL),
+			 -PROTO_E_MALFORMED);
+}
+
+static int stop_at_second(const struct relay_store_event *e, void *arg)
+{
+	int *seen = arg;
+
+	(void)e;
+	return ++*seen == 2 ? 42 : 0;
+}
+
+static void test_callback_stops(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+	int seen = 0;
+
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(st->ops->audit_append(st, i, "a", "e", NULL,
+						       NULL), 0);
+	assert_int_equal(st->ops->audit_query(st, 0, 10, stop_at_second, &seen),
+			 42);
+	assert_int_equal(seen, 2);
+	/* The statement was reset: the next query starts afresh. */
+	expect_events(st, 4, 10, "4 a e  ;");
+}
+
+/* Reads a PRAGMA from the file with a connection of its own. */
+static void expect_pragma(const char *dir, const char *pragma,
+			  const char *want)
+{
+	char path[128], sql[64];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+
+	snprintf(path, sizeof path, "%s/relay.db", dir);
+	snprintf(sql, sizeof sql, "PRAGMA %s", pragma);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(stmt, 0), want);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+}
+
+static void test_file_is_private_wal(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/relay.db", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	if ((st.st_mode & 0777) != 0600)
+		fail_msg("relay.db mode %o, want 600", st.st_mode & 0777);
+	expect_pragma(f->dir, "journal_mode", "wal");
+	expect_pragma(f->dir, "user_version", "1");
+}
+
+static void test_newer_schema_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = NULL;
+	char path[128], why[256] = "";
+	sqlite3 *db = NULL;
+
+	f->st->ops->close(f->st);
+	f->st = NULL;
+	snprintf(path, sizeof path, "%s/relay.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL,
+				      NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(relay_store_sqlite_open(f->dir, &st, why, sizeof why),
+			 -PROTO_E_INTERNAL);
+	assert_null(st);
+	if (!strstr(why, "newer"))
+		fail_msg("why: \"%s\", want it to say the schema is newer", why);
+}
+
+static void test_missing_dir(void **state)
+{
+	struct relay_store *st = NULL;
+	char why[256] = "";
+
+	(void)state;
+	assert_int_equal(relay_store_sqlite_open("/nonexistent/asp", &st, why,
+						 sizeof why),
+			 -PROTO_E_INTERNAL);
+	assert_null(st);
+	if (!strstr(why, "/nonexistent/asp/relay.db"))
+		fail_msg("why: \"%s\", want the path", why);
+}
+
+/* A writer killed without closing loses nothing it was told was
+ * written: the child writes, then SIGKILLs itself. */
+static void test_survives_sigkill(void **state)
+{
+	struct fixture *f = *state;
+	int status = 0;
+	pid_t pid;
+
+	f->st->ops->close(f->st);
+	f->st = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct relay_store *st = store_open(f->dir);
+
+		if (st->ops->collab_put(st, "desk-9", "ABCDEFGHJKMN", "beef",
+					"kim") != 0 ||
+		    st->ops->perm_set(st, "kim", true, true) != 0)
+			_exit(1);
+		raise(SIGKILL);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+	f->st = store_open(f->dir);
+	expect_collabs(f->st, "desk-9 ABCDEFGHJKMN beef kim;");
+	expect_perm(f->st, "kim", true, true);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_collab_put_load_del),
+		T(test_permissions),
+		T(test_assist_lifecycle),
+		cmocka_unit_test(test_assist_state_names),
+		T(test_audit),
+		T(test_callback_stops),
+		T(test_file_is_private_wal),
+		T(test_newer_schema_refused),
+		cmocka_unit_test(test_missing_dir),
+		T(test_survives_sigkill),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
