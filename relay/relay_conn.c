@@ -83,6 +83,10 @@ static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 {
 	const struct relay_config *cfg = &c->relay->cfg;
 
+	/* Nothing may follow the error that closes a connection: a data
+	 * frame after a Close frame makes browsers fail the connection. */
+	if (c->state == RELAY_ST_CLOSING)
+		return;
 	/* The stall clock runs only while something waits to be written. */
 	if (!c->q.count)
 		c->last_progress_us = relay_now_us();
@@ -204,7 +208,8 @@ static int relay_conn_write_ping(struct relay_conn *c)
 
 	c->want_ping = false;
 	c->ping_sent_us = relay_now_us();
-	if (lws_write(c->wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+	memcpy(buf + LWS_PRE, "asp-ping", 8);
+	if (lws_write(c->wsi, buf + LWS_PRE, 8, LWS_WRITE_PING) < 0)
 		return -1;
 	return 0;
 }

@@ -362,8 +362,12 @@ void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m)
 	c->state = RELAY_ST_JOINED;
 	relay_copy_name(s->name, proto_ctrl_str(m, "name"));
 	relay_copy_name(c->name, s->name);
+	/* A new connection may bring another encoder: learn it afresh. */
 	relay_gop_clear(s);
 	codec_video_inspector_init(&s->vinspect);
+	s->video_codec = s->audio_codec = 0;
+	s->width = s->height = 0;
+	s->codec_string[0] = '\0';
 	relay_log("host-connect", "desktop=%s", s->desktop);
 	relay_audit(r, s->user, "host-connect", s->desktop, "");
 	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_WELCOME,
