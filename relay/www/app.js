@@ -1,0 +1,360 @@
+// The web collaborator: joins a shared desktop with a collaboration code
+// and watches it (and operates it once the host grants control), speaking
+// docs/protocol.md to the relay that served this page, on /view.
+//
+// One Session per WebSocket: Join makes one, Leave or a close from the relay
+// ends it and returns to the join form.  The relay's refusals are shown
+// word for word: they are written for the person at the keyboard.
+
+import { KIND, inputMessage, parseMedia } from './media.js';
+import { VideoPlayer } from './video.js';
+import { AudioPlayer } from './audio.js';
+import { InputCapture } from './input.js';
+
+const $ = (id) => document.getElementById(id);
+const METRICS_INTERVAL_MS = 1000;
+const LEAVE_WAIT_MS = 3000;
+const TOAST_MS = 5000;
+
+const CLOSE_MESSAGES = {
+  1001: 'The relay is going away (restarting or shutting down). Join again in a moment.',
+  1006: 'The connection to the relay was lost.',
+};
+
+const GUIDANCE = 'This browser cannot decode the shared desktop\'s video. Upgrade Chrome to the latest version, '
+  + 'or turn on "Use hardware acceleration when available" (Settings → System) and restart Chrome.';
+const INSECURE = 'Video decoding needs a secure page: open this page over https://.';
+
+const NOTICES = {
+  pattern: 'The desktop sends a test pattern, not video.',
+  'unsupported-codec': 'The desktop sends video in a format this page cannot show.',
+};
+
+const audio = new AudioPlayer();
+let session = null;
+const input = new InputCapture($('screen'), (fields) => session?.sendInput(fields));
+
+// ---- small UI helpers -------------------------------------------------
+
+function toast(text, kind = 'info') {
+  const el = document.createElement('div');
+  el.className = `toast ${kind}`;
+  el.textContent = text;
+  $('toasts').append(el);
+  setTimeout(() => el.remove(), TOAST_MS);
+}
+
+function showJoin(error) {
+  $('watch-view').hidden = true;
+  $('join-view').hidden = false;
+  $('join-status').textContent = '';
+  $('join-error').hidden = !error;
+  $('join-error').textContent = error || '';
+  setMenu(false);
+  setControl(false);
+  if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+}
+
+function showWatch() {
+  $('join-view').hidden = true;
+  $('watch-view').hidden = false;
+  $('notice').hidden = true;
+  $('browser-guidance').hidden = true;
+  // No picture from an earlier session may pass for this one's.
+  const canvas = $('screen');
+  const ctx = canvas.getContext('2d', { alpha: false });
+  ctx.fillStyle = '#000';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  canvas.focus();
+}
+
+function setBusy(busy, status = '') {
+  $('join').disabled = busy;
+  $('join-status').textContent = status;
+}
+
+function guidanceText(detail) {
+  const base = window.isSecureContext ? GUIDANCE : `${INSECURE} ${GUIDANCE}`;
+  return detail ? `${base}\n(${detail})` : base;
+}
+
+function setControl(on) {
+  const el = $('control-indicator');
+  el.textContent = on ? 'You have control' : 'View only';
+  el.className = `control ${on ? 'on' : 'off'}`;
+  input.enabled = on;
+}
+
+// ---- the session --------------------------------------------------------
+
+class Session {
+  constructor(code, name, token) {
+    this.code = code;
+    this.joined = false;
+    this.leaving = false;
+    this.lastError = null;
+    this.seq = 0;
+    this.metrics = null;
+    this.streamInfo = null;
+    this.video = new VideoPlayer($('screen'), {
+      notice: (kind) => this.notice(kind),
+      guidance: (detail) => this.guidance(detail),
+      keyframe: () => this.send({ type: 'keyframe' }),
+      size: () => renderMetrics(),
+    });
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    this.ws = new WebSocket(`${scheme}://${location.host}/view`, 'asp.view.v1');
+    this.ws.binaryType = 'arraybuffer';
+    // Without a name the relay shows the signed-in user's id.
+    this.ws.onopen = () => this.send({
+      type: 'hello', client: 'web', client_version: '1.0', ...(name ? { name } : {}), ...(token ? { token } : {}),
+    });
+    this.ws.onmessage = (e) => (typeof e.data === 'string' ? this.onControl(e.data) : this.onMedia(e.data));
+    this.ws.onclose = (e) => this.onClose(e);
+    this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
+  }
+
+  send(obj) {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(obj));
+  }
+
+  sendInput(fields) {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.ws.send(inputMessage(this.seq, fields));
+    this.seq = (this.seq + 1) >>> 0;
+  }
+
+  onControl(text) {
+    let m;
+    try { m = JSON.parse(text); } catch { return; }
+    const handler = CONTROL_HANDLERS[m.type];
+    if (handler) handler(this, m);
+  }
+
+  onMedia(buf) {
+    const m = parseMedia(buf);
+    if (!m) return;
+    if (m.kind === KIND.video) this.video.push(m);
+    else if (m.kind === KIND.audio) audio.push(m);
+  }
+
+  notice(kind) {
+    const el = $('notice');
+    el.hidden = !kind;
+    if (kind) el.textContent = NOTICES[kind];
+  }
+
+  guidance(detail) {
+    const el = $('browser-guidance');
+    el.textContent = guidanceText(detail);
+    el.hidden = false;
+  }
+
+  // The relay closed: after `leave` that is expected; otherwise say why,
+  // with the relay's own message when it sent one.
+  onClose(e) {
+    this.video.close();
+    this.resolveClosed();
+    if (session === this) session = null;
+    if (this.leaving) return;
+    audio.close();
+    const why = this.lastError?.message || CLOSE_MESSAGES[e.code] || `The relay closed the connection (${e.code}).`;
+    if (this.joined) toast(why, 'error');
+    showJoin(why);
+    setBusy(false);
+  }
+
+  leave() {
+    this.leaving = true;
+    this.send({ type: 'leave' });
+    this.video.close();
+    audio.close();
+    // The relay closes after leave; don't let a lost close hold the slot.
+    setTimeout(() => this.ws.close(), LEAVE_WAIT_MS);
+  }
+}
+
+// Refusals of one message that leave the connection up (docs/protocol.md).
+const KEEPS_CONNECTION = new Set(['no_control', 'malformed']);
+const NOTIFY_CONTROL = { control_granted: true, control_revoked: false };
+
+const CONTROL_HANDLERS = {
+  welcome: (s) => s.send({ type: 'join', code: s.code }),
+  joined: (s, m) => {
+    s.joined = true;
+    setBusy(false);
+    showWatch();
+    setControl(m.control === true);
+    toast(`Joined ${m.name || m.session}`);
+    s.send({ type: 'metrics', interval_ms: METRICS_INTERVAL_MS });
+  },
+  notify: (s, m) => {
+    if (m.event in NOTIFY_CONTROL) setControl(NOTIFY_CONTROL[m.event]);
+    toast(m.message);
+  },
+  stream: (s, m) => {
+    s.streamInfo = m;
+    s.video.setHint(m.video);
+    renderMetrics();
+  },
+  metrics: (s, m) => {
+    s.metrics = m;
+    renderMetrics();
+  },
+  error: (s, m) => {
+    s.lastError = m;
+    if (m.code === 'no_control') setControl(false);
+    // Refusals that end the connection are shown when it closes.
+    if (KEEPS_CONNECTION.has(m.code)) toast(m.message, 'error');
+  },
+};
+
+// ---- metrics panel -----------------------------------------------------
+
+function formatBitrate(bytesPerS) {
+  const bits = bytesPerS * 8;
+  if (bits >= 1e6) return `${(bits / 1e6).toFixed(2)} Mbit/s`;
+  return `${(bits / 1e3).toFixed(0)} kbit/s`;
+}
+
+// Loopback round trips are a few hundredths of a millisecond: keep them visible.
+function formatMs(ms) {
+  if (typeof ms !== 'number') return '–';
+  return `${ms.toFixed(ms < 10 ? 2 : 1)} ms`;
+}
+
+function renderMetrics() {
+  if (!session || $('metrics').hidden) return;
+  const m = session.metrics || {};
+  const streams = m.streams || [];
+  const video = streams.find((st) => st.kind === 'video');
+  const canvas = $('screen');
+  const values = {
+    fps: video ? video.fps.toFixed(1) : '–',
+    decoded_fps: session.video.fps.toFixed(1),
+    bitrate: m.streams ? formatBitrate(streams.reduce((a, st) => a + st.bytes_per_s, 0)) : '–',
+    latency: formatMs(m.latency_ms),
+    rtt: formatMs(m.rtt_ms),
+    drops: m.dropped !== undefined ? String(m.dropped) : '–',
+    resolution: video && video.width ? `${video.width}×${video.height}` : `${canvas.width}×${canvas.height}`,
+    codec: video ? `${video.codec}${session.video.codecString ? ` (${session.video.codecString})` : ''}` : '–',
+  };
+  for (const el of document.querySelectorAll('[data-metric]')) el.textContent = values[el.dataset.metric];
+}
+
+// ---- the floating ball -------------------------------------------------
+
+function setMenu(open) {
+  $('ball-menu').hidden = !open;
+  $('ball-toggle').setAttribute('aria-expanded', String(open));
+}
+
+// The ball can be dragged out of the way; a press that barely moves is a click.
+function makeDraggable(ball, handle) {
+  let start = null;
+  handle.addEventListener('pointerdown', (e) => {
+    const r = ball.getBoundingClientRect();
+    start = { x: e.clientX, y: e.clientY, left: r.left, top: r.top, moved: false };
+    handle.setPointerCapture(e.pointerId);
+  });
+  handle.addEventListener('pointermove', (e) => {
+    if (!start) return;
+    const dx = e.clientX - start.x;
+    const dy = e.clientY - start.y;
+    if (!start.moved && Math.hypot(dx, dy) < 5) return;
+    start.moved = true;
+    ball.style.left = `${Math.max(0, Math.min(innerWidth - 48, start.left + dx))}px`;
+    ball.style.top = `${Math.max(0, Math.min(innerHeight - 48, start.top + dy))}px`;
+    ball.style.right = 'auto';
+  });
+  handle.addEventListener('pointerup', () => { handle.dataset.dragged = start?.moved ? '1' : ''; start = null; });
+}
+
+function wireBall() {
+  makeDraggable($('ball'), $('ball-toggle'));
+  $('ball-toggle').addEventListener('click', (e) => {
+    if (e.currentTarget.dataset.dragged) return;
+    setMenu($('ball-menu').hidden);
+  });
+  $('menu-metrics').addEventListener('click', () => {
+    $('metrics').hidden = !$('metrics').hidden;
+    renderMetrics();
+  });
+  $('menu-fullscreen').addEventListener('click', () => {
+    if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+    else document.documentElement.requestFullscreen().catch((err) => toast(`Fullscreen is not available: ${err.message}`));
+  });
+  document.addEventListener('fullscreenchange', () => {
+    $('menu-fullscreen').textContent = document.fullscreenElement ? 'Exit Fullscreen' : 'Fullscreen';
+  });
+  $('menu-leave').addEventListener('click', () => {
+    const s = session;
+    if (!s) return;
+    session = null;
+    s.leave();
+    showJoin();
+    toast('You left the collaboration.');
+    // Rejoining waits until the relay has let the old connection go.
+    setBusy(true, 'Leaving…');
+    s.closed.then(() => setBusy(false));
+  });
+  setInterval(renderMetrics, METRICS_INTERVAL_MS);
+}
+
+// ---- the join form -----------------------------------------------------
+
+// The link that opens the page may carry the code and the person's sign-in
+// token, best in the fragment (#code=…&token=…), which never reaches server
+// logs.  The token is kept for this tab only and taken out of the address
+// bar, so it is not copied along with the link.
+function readLink() {
+  const params = new URLSearchParams(location.search);
+  const frag = new URLSearchParams(location.hash.slice(1));
+  const code = frag.get('code') || params.get('code');
+  const token = frag.get('token') || params.get('token');
+  if (code) $('code').value = code;
+  if (token) {
+    sessionStorage.setItem('asp.token', token);
+    params.delete('token');
+    const query = params.toString();
+    history.replaceState(null, '', `${location.pathname}${query ? `?${query}` : ''}`);
+  }
+}
+
+function signInToken() {
+  return sessionStorage.getItem('asp.token');
+}
+
+function wireJoin() {
+  readLink();
+  $('name').value = localStorage.getItem('asp.name') || '';
+  if (typeof VideoDecoder === 'undefined') {
+    $('browser-guidance-join').textContent = guidanceText('WebCodecs (VideoDecoder) is not available.');
+    $('browser-guidance-join').hidden = false;
+  }
+  $('join-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (session) return;
+    const code = $('code').value.trim();
+    const name = $('name').value.trim();
+    localStorage.setItem('asp.name', name);
+    $('join-error').hidden = true;
+    setBusy(true, 'Connecting…');
+    audio.start(); // inside the click: browsers only allow sound after a gesture
+    session = new Session(code, name, signInToken());
+  });
+}
+
+// What the page has decoded, for support and for the browser tests.
+window.asp = Object.freeze({
+  stats: () => ({
+    videoFrames: session ? session.video.decoded : 0,
+    codecString: session ? session.video.codecString : null,
+    audioBlocks: audio.blocks,
+    audioState: audio.ctx ? audio.ctx.state : 'none',
+    control: input.enabled,
+  }),
+});
+
+wireJoin();
+wireBall();
