@@ -104,6 +104,7 @@ struct relay_conn {
 	/* Send. */
 	struct relay_queue q;
 	bool skip_video;        /* dropped video: wait for a keyframe */
+	bool slow;              /* being closed for not keeping up */
 	uint64_t dropped;
 	int close_code;
 	char close_reason[32];
@@ -125,6 +126,7 @@ struct relay_stream_stats {
 	uint16_t stream;
 	uint64_t msgs, bytes;           /* totals */
 	uint64_t win_msgs, win_bytes;   /* in the current second */
+	uint64_t first_us;              /* when the stream began */
 	double fps, bytes_per_s;        /* over the last whole second */
 };
 

@@ -69,14 +69,18 @@ static void relay_count_drops(struct relay_conn *c, uint8_t kind, uint32_t n)
 		c->relay->stats.dropped[kind] += n;
 }
 
+/* A peer that cannot keep up is told so (error slow, close 4017) if it
+ * reads again within the close timeout; otherwise the timeout drops it.
+ * Its queued media goes first, so the error is next in line. */
 static void relay_conn_kill_slow(struct relay_conn *c)
 {
-	relay_log("viewer-slow", "desktop=%s role=%d",
+	if (c->slow)
+		return;
+	c->slow = true;
+	relay_log("slow", "desktop=%s role=%d",
 		  c->session ? c->session->desktop : "-", c->role);
-	c->relay->stats.refusals[PROTO_E_SLOW]++;
-	relay_session_detach(c);
-	c->state = RELAY_ST_CLOSING;
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	relay_queue_purge(&c->q, relay_is_media, NULL, NULL);
+	relay_conn_refuse(c, -PROTO_E_SLOW, NULL);
 }
 
 static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
@@ -92,8 +96,7 @@ static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 		c->last_progress_us = relay_now_us();
 	relay_queue_push(&c->q, relay_frame_ref(f));
 	relay_conn_want_write(c);
-	if (!c->is_host && c->q.bytes > 4 * cfg->queue_bytes &&
-	    c->state != RELAY_ST_CLOSING)
+	if (!c->is_host && c->q.bytes > 4 * cfg->queue_bytes)
 		relay_conn_kill_slow(c);
 }
 
@@ -359,6 +362,11 @@ static void relay_conn_text_done(struct relay_conn *c)
 				   sizeof(why));
 
 	c->rx_text_len = 0;
+	if (err && c->state == RELAY_ST_HELLO) {
+		/* Nothing can happen before a valid hello. */
+		relay_conn_refuse(c, err, why);
+		return;
+	}
 	if (err) {
 		relay_conn_send_error(c, err, why);
 		return;
@@ -694,7 +702,8 @@ void relay_conn_tick(struct relay *r, uint64_t now_us)
 	for (struct relay_conn *c = r->conns; c; c = c->next) {
 		if (c->state == RELAY_ST_CLOSING)
 			continue;
-		if (c->q.count && now_us - c->last_progress_us > stall) {
+		if (c->q.count && now_us > c->last_progress_us &&
+		    now_us - c->last_progress_us > stall) {
 			relay_conn_kill_slow(c);
 			continue;
 		}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "relay/relay_admin.h"
 #include "relay/relay_alloc.h"
@@ -158,13 +159,19 @@ static int relay_http_file(struct lws *wsi, struct relay_http *h,
 {
 	const char *name = strcmp(uri, "/") ? uri + 1 : "index.html";
 	char path[1024];
+	struct stat st;
 
 	if (!r->cfg.web_dir || !relay_http_file_name_ok(name))
 		return relay_http_respond(wsi, h, HTTP_STATUS_NOT_FOUND,
 					  "text/plain", relay_xstrdup("not found\n"),
 					  10);
 	snprintf(path, sizeof(path), "%s/%s", r->cfg.web_dir, name);
-	/* lws answers 404 itself when the file is missing. */
+	/* lws's own 404 for a missing file leaves a keep-alive connection
+	 * hanging, so missing files get ours. */
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return relay_http_respond(wsi, h, HTTP_STATUS_NOT_FOUND,
+					  "text/plain", relay_xstrdup("not found\n"),
+					  10);
 	if (lws_serve_http_file(wsi, path, relay_http_mime(name), NULL, 0) < 0)
 		return -1;
 	return 0;

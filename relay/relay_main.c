@@ -236,14 +236,18 @@ static void relay_on_signal(int sig)
 		lws_cancel_service(relay_signal_context);
 }
 
+/* Rates over the last window; a stream that began inside the window is
+ * measured from its start, so its first rate is not diluted. */
 static void relay_roll_stream(const char *key, void *val, void *arg)
 {
 	struct relay_session *s = val;
-	double secs = *(const double *)arg;
+	const uint64_t *win = arg; /* { window start, now } */
 
 	(void)key;
 	for (int i = 0; i < RELAY_STREAMS_MAX && s->streams[i].used; i++) {
 		struct relay_stream_stats *st = &s->streams[i];
+		uint64_t from = st->first_us > win[0] ? st->first_us : win[0];
+		double secs = win[1] > from ? (win[1] - from) / 1e6 : 1.0;
 
 		st->fps = st->win_msgs / secs;
 		st->bytes_per_s = st->win_bytes / secs;
@@ -265,9 +269,9 @@ static void relay_tick(lws_sorted_usec_list_t *sul)
 	uint64_t now = relay_now_us();
 
 	if (now - t->last_roll_us >= 1000000) {
-		double secs = (now - t->last_roll_us) / 1e6;
+		uint64_t win[2] = { t->last_roll_us, now };
 
-		relay_map_each(&r->by_desktop, relay_roll_stream, &secs);
+		relay_map_each(&r->by_desktop, relay_roll_stream, win);
 		t->last_roll_us = now;
 		relay_assist_tick(r);
 	}

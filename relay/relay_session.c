@@ -685,6 +685,7 @@ static void relay_stream_count(struct relay_session *s,
 			x->used = true;
 			x->kind = f->kind;
 			x->stream = f->stream;
+			x->first_us = relay_now_us();
 			st = x;
 		} else if (x->kind == f->kind && x->stream == f->stream) {
 			st = x;
