@@ -1,0 +1,35 @@
+// Shutdown: SIGTERM closes every connection with 1001 (going away), then the
+// relay exits 0 without a leak (docs/protocol.md, "Errors"; sanitizer
+// cleanliness is checked by withRelay's teardown for every test).
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { controlMsg, withRelay } from './lib.mjs';
+
+test('SIGTERM with a host, owner and guest connected closes all three with 1001 and exits 0 without leaks', () => withRelay(async (relay) => {
+  const { host, owner, guest } = await relay.collab();
+  for (let seq = 0; seq < 20; seq++) host.sendBinary(controlMsg(seq, 50000));
+  await owner.nextBinary();
+  const stopping = relay.stop(); // asserts exit 0 and no sanitizer report
+  for (const c of [host, owner, guest]) {
+    const close = await c.waitClose(20000);
+    assert.equal(close.code, 1001, c.describe());
+  }
+  await stopping;
+}));
+
+test('SIGTERM with the real tools connected: both leave cleanly', () => withRelay(async (relay) => {
+  const { host, code } = await relay.aspHostReady(['--share', '--fps', '30', '--seconds', '60']);
+  const view = relay.aspView(['--code', code, '--seconds', '60']);
+  await view.waitForLine(/^joined: guest/);
+  await relay.stop();
+  const [h, v] = await Promise.all([host.wait(20000), view.wait(20000)]);
+  assert.equal(h.signal, null, host.describe());
+  assert.equal(v.signal, null, view.describe());
+  host.assertNoSanitizerReport();
+  view.assertNoSanitizerReport();
+}));
+
+test('SIGTERM on an idle relay exits 0', () => withRelay(async (relay) => {
+  await relay.stop();
+}));
