@@ -82,7 +82,7 @@ $(BUILD)/asp-%: $(BUILD)/obj/tools/asp-%.o $(LIBCLIENT) $(LIBCODEC) $(LIBPROTO)
 BENCH_HELPERS := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out bench/asp-%.c,$(wildcard bench/*.c)))
 $(BUILD)/asp-bench: $(BUILD)/obj/bench/asp-bench.o $(BENCH_HELPERS) $(LIBCODEC) $(LIBPROTO)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCODEC) $(LIBPROTO)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCLIENT) $(LIBCODEC) $(LIBPROTO)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
 # Unit tests of relay modules link those modules too, ahead of the

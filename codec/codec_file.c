@@ -175,7 +175,9 @@ static uint8_t video_flags(struct codec_file *f)
 		flags |= PROTO_F_KEYFRAME;
 	if (vi.has_config)
 		flags |= PROTO_F_CONFIG;
-	return flags ? flags : PROTO_F_DISCARDABLE;
+	/* A file's non-key frames may be references (P, reference B): none
+	 * is marked discardable, so a relay drops to the next keyframe. */
+	return flags;
 }
 
 /* Wraps the packet in f->pkt as the batch's one message. */

@@ -318,10 +318,12 @@ static int encode_video(struct codec_synth *s, struct codec_batch *b,
 		if (err < 0)
 			break;
 		bool key = s->pkt->flags & AV_PKT_FLAG_KEY;
+		/* Every P-frame is a reference for the next one (no
+		 * B-frames), so none is discardable: a relay that must drop
+		 * one skips to the next keyframe instead. */
 		struct proto_media_hdr h = {
 			.kind = PROTO_KIND_VIDEO,
-			.flags = key ? PROTO_F_KEYFRAME | PROTO_F_CONFIG
-				     : PROTO_F_DISCARDABLE,
+			.flags = key ? PROTO_F_KEYFRAME | PROTO_F_CONFIG : 0,
 			.codec = (uint8_t)s->cfg.codec,
 			.stream = CODEC_STREAM_VIDEO,
 			.pts_us = (uint64_t)frame_pts_us(s, s->pkt->pts),
