@@ -291,7 +291,7 @@ void relay_assist_join(struct relay_conn *c, const char *id)
 	}
 	s = relay_assist_session(r, a.desktop);
 	snprintf(s->assist_id, sizeof(s->assist_id), "%s", a.id);
-	relay_session_attach_guest(s, c, RELAY_ROLE_ASSIST);
+	relay_session_attach_viewer(s, c, RELAY_ROLE_ASSIST);
 	relay_session_notify(s->host, "assist_started",
 			     "Remote assistance started.", c->who.user);
 }

@@ -314,6 +314,33 @@ static int relay_session_may_collaborate(struct relay *r, const char *user)
 
 /* ---- host ---------------------------------------------------------- */
 
+/* Makes c the session's host, closing an older host connection. */
+static void relay_session_take_host(struct relay_session *s,
+				    struct relay_conn *c, const char *name)
+{
+	if (s->host) {
+		struct relay_conn *old = s->host;
+
+		relay_log("host-replaced", "desktop=%s", s->desktop);
+		s->host = NULL; /* detach quietly: the desktop is not offline */
+		old->session = NULL;
+		relay_conn_refuse(old, -PROTO_E_REPLACED, NULL);
+	}
+	s->host = c;
+	c->session = s;
+	c->role = RELAY_ROLE_HOST;
+	c->state = RELAY_ST_JOINED;
+	snprintf(s->user, sizeof(s->user), "%s", c->who.user);
+	relay_copy_name(s->name, name);
+	relay_copy_name(c->name, s->name);
+	/* A new connection may bring another encoder: learn it afresh. */
+	relay_gop_clear(s);
+	codec_video_inspector_init(&s->vinspect);
+	s->video_codec = s->audio_codec = 0;
+	s->width = s->height = 0;
+	s->codec_string[0] = '\0';
+}
+
 void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m)
 {
 	struct relay *r = c->relay;
@@ -347,27 +374,7 @@ void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m)
 		relay_conn_refuse(c, -PROTO_E_INTERNAL, NULL);
 		return;
 	}
-	if (s->host) {
-		struct relay_conn *old = s->host;
-
-		relay_log("host-replaced", "desktop=%s", s->desktop);
-		s->host = NULL; /* detach quietly: the desktop is not offline */
-		old->session = NULL;
-		relay_conn_refuse(old, -PROTO_E_REPLACED, NULL);
-	}
-	s->host = c;
-	c->session = s;
-	c->role = RELAY_ROLE_HOST;
-	snprintf(s->user, sizeof(s->user), "%s", c->who.user);
-	c->state = RELAY_ST_JOINED;
-	relay_copy_name(s->name, proto_ctrl_str(m, "name"));
-	relay_copy_name(c->name, s->name);
-	/* A new connection may bring another encoder: learn it afresh. */
-	relay_gop_clear(s);
-	codec_video_inspector_init(&s->vinspect);
-	s->video_codec = s->audio_codec = 0;
-	s->width = s->height = 0;
-	s->codec_string[0] = '\0';
+	relay_session_take_host(s, c, proto_ctrl_str(m, "name"));
 	relay_log("host-connect", "desktop=%s", s->desktop);
 	relay_audit(r, s->user, "host-connect", s->desktop, "");
 	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_WELCOME,
@@ -403,7 +410,6 @@ static void relay_session_share(struct relay_conn *c)
 {
 	struct relay_session *s = c->session;
 	char shown[PROTO_CODE_DISPLAY_LEN];
-
 	int err = relay_session_may_collaborate(c->relay, s->user);
 
 	if (err) {
@@ -532,9 +538,8 @@ static const char *relay_role_name(enum relay_role role)
 	}
 }
 
-static void relay_session_attach_viewer(struct relay_session *s,
-					struct relay_conn *c,
-					enum relay_role role)
+void relay_session_attach_viewer(struct relay_session *s, struct relay_conn *c,
+				 enum relay_role role)
 {
 	c->session = s;
 	c->role = role;
@@ -551,12 +556,6 @@ static void relay_session_attach_viewer(struct relay_session *s,
 		"control", role != RELAY_ROLE_GUEST));
 	relay_send_stream_info(s, c);
 	relay_gop_replay(s, c);
-}
-
-void relay_session_attach_guest(struct relay_session *s, struct relay_conn *c,
-				enum relay_role role)
-{
-	relay_session_attach_viewer(s, c, role);
 }
 
 static void relay_session_join_guest(struct relay_conn *c, const char *typed)

@@ -45,11 +45,11 @@ void relay_session_host_drained(struct relay_session *s);
 void relay_session_notify(struct relay_conn *c, const char *event,
 			  const char *message, const char *name);
 
-/* Puts viewer c in s's guest slot (the slot must be free) with role
- * RELAY_ROLE_GUEST or RELAY_ROLE_ASSIST, sends joined and the cached
- * media. */
-void relay_session_attach_guest(struct relay_session *s, struct relay_conn *c,
-				enum relay_role role);
+/* Attaches viewer c to s as its owner (RELAY_ROLE_OWNER) or in its
+ * guest slot, which must be free (RELAY_ROLE_GUEST, RELAY_ROLE_ASSIST),
+ * and sends it joined, the stream facts and the cached media. */
+void relay_session_attach_viewer(struct relay_session *s, struct relay_conn *c,
+				 enum relay_role role);
 
 /* Restores the collaborations kept in the store (at start-up): each
  * desktop's session comes back with its code and owner key, waiting for
