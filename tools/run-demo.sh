@@ -19,11 +19,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-"$BUILD/asp-relay" --listen "$LISTEN" --data "$DATA" >"$tmp/relay.out" &
+mkdir -p "$DATA"
+"$BUILD/asp-relay" --listen "$LISTEN" --data "$DATA" >"$tmp/relay.out" \
+	2>>"$DATA/relay.log" &
 relay_pid=$!
 for _ in $(seq 50); do
 	grep -q '^listening on' "$tmp/relay.out" 2>/dev/null && break
-	kill -0 "$relay_pid" 2>/dev/null || { echo "asp-relay failed to start (is $LISTEN in use?)" >&2; exit 1; }
+	kill -0 "$relay_pid" 2>/dev/null || {
+		tail -n 5 "$DATA/relay.log" >&2
+		echo "asp-relay failed to start (is $LISTEN in use?)" >&2
+		exit 1
+	}
 	sleep 0.1
 done
 url=$(sed -n 's/^listening on //p' "$tmp/relay.out")
@@ -67,6 +73,7 @@ cat <<EOT
   Users "demo" and "guest" hold both permissions; mint more tokens with
     $BUILD/asp-admin --data $DATA token --user NAME --role user|admin [--desktop ID]
   Health and metrics:      $http/healthz   $http/metrics
+  The relay's log:         $DATA/relay.log
 
 EOT
 wait "$relay_pid"
