@@ -13,12 +13,21 @@
  * whose payloads a viewer verifies byte for byte.  Each batch goes out at
  * its own time; when the relay does not keep up, video is skipped up to
  * a forced keyframe instead of queueing without bound.
+ *
+ * A host that loses the relay after it has been welcomed (the relay
+ * restarted, went away with 1001, or the network dropped) connects again
+ * by itself with exponential backoff and gets its session, owner key and
+ * collaboration code back; media pauses meanwhile and resumes at a
+ * keyframe.  A refusal the relay sends on purpose (close codes 4000-4999)
+ * is final, as is anything before the first welcome.
  */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec/codec_msg.h"
 #include "protocol/proto_ctrl.h"
@@ -38,11 +47,17 @@
 /* Behind schedule by more than this (a stall), start the clock again
  * instead of sending the backlog in a burst. */
 #define HOST_REBASE_US (1000 * 1000)
+/* Reconnect backoff: the first retry after about this long, doubling up
+ * to the cap; each delay is drawn from its upper half so that hosts lost
+ * together do not come back in lockstep. */
+#define HOST_RETRY_FIRST_US (250 * 1000)
+#define HOST_RETRY_CAP_US (5 * 1000 * 1000)
 
 struct host_opts {
 	const char *relay, *desktop, *name, *asp_version, *os, *image, *token;
 	const char *source, *codec;
 	bool insecure, share;
+	bool request_help, accept_assist, no_reconnect;
 	bool pattern_opts;    /* --frame-bytes or --keyint-frames given */
 	int audio, cursor;    /* -1 the source's default, 0 off, 1 on */
 	double seconds, fps, bitrate_mbps;
@@ -58,6 +73,9 @@ struct host {
 	struct client_stdin in;
 	struct client_refusal refusal;
 	bool welcomed, leaving;
+	bool was_welcomed;    /* at least once: losing the relay is retried */
+	bool lost;            /* disconnected, a reconnect is under way */
+	unsigned retries;     /* attempts since the last welcome */
 	size_t max_message;
 	struct codec_batch batch;
 	bool have_batch;
@@ -107,6 +125,13 @@ static void host_usage(FILE *f)
 "  --seconds N          leave cleanly after N seconds (default: until\n"
 "                       SIGINT/SIGTERM or the quit command)\n"
 "  --share              share the desktop once welcomed (prints code: CODE)\n"
+"  --request-help       ask an administrator for help once welcomed (prints\n"
+"                       assist-request: id=ID expires=UNIX)\n"
+"  --accept-assist      accept every assistance invitation at once\n"
+"  --no-reconnect       exit when the connection is lost (default: connect\n"
+"                       again after 0.25 s, doubling up to 5 s, until\n"
+"                       --seconds or a signal; the session, owner key and\n"
+"                       code come back)\n"
 "  --help               this text\n"
 "\n"
 "Commands on stdin, one per line: share, discard, end, grant, revoke,\n"
@@ -115,10 +140,15 @@ static void host_usage(FILE *f)
 "\n"
 "Output on stdout, one line each: source: WHAT, welcome: owner_key=KEY,\n"
 "code: CODE, notify: EVENT MESSAGE (NAME), keyframe-request: REASON,\n"
-"input: TYPE x=X y=Y code=C mods=M, assist-invite: id=ID admin=NAME.\n"
+"input: TYPE x=X y=Y code=C mods=M, assist-invite: id=ID admin=NAME,\n"
+"assist-request: id=ID expires=UNIX, reconnecting in N ms: WHY, reconnected.\n"
 "\n"
-"Exit status: 0 left cleanly, 1 failure or connection lost, 3 refused by\n"
-"the relay (its message on stderr), 4 ASP version refused, 5 cannot connect.\n");
+"The connection is retried only once the relay has welcomed the host, and\n"
+"never after a refusal (an error with a close code 4000-4999).\n"
+"\n"
+"Exit status: 0 left cleanly, 1 failure or (with --no-reconnect) connection\n"
+"lost, 3 refused by the relay (its message on stderr), 4 ASP version\n"
+"refused, 5 cannot connect (the first time).\n");
 }
 
 /* ---- sending ---- */
@@ -218,9 +248,21 @@ static void host_media_tick(struct client_timer *t)
 	client_timer_start(h->c, t, 1, host_media_tick, h);
 }
 
+/* First start: the clock starts now.  After a reconnect the relay and
+ * every viewer have lost the stream: start again at a keyframe (forced,
+ * or the file's next one), on a clock rebased so nothing is owed. */
 static void host_start_media(struct host *h)
 {
-	h->start_mono = client_mono_us();
+	if (h->was_welcomed) {
+		h->have_batch = false;
+		h->skip_to_key = true;
+		client_source_force_keyframe(h->src);
+		if (host_fetch(h))
+			return;
+		h->start_mono = client_mono_us() - h->batch.pts_us;
+	} else {
+		h->start_mono = client_mono_us();
+	}
 	client_timer_start(h->c, &h->media, 1, host_media_tick, h);
 }
 
@@ -321,16 +363,54 @@ static void host_on_welcome(struct host *h, const struct proto_ctrl *m)
 	int64_t max = proto_ctrl_int(m, "max_message", 0);
 
 	h->welcomed = true;
+	h->retries = 0;
+	if (h->lost)
+		client_say("reconnected");
+	h->lost = false;
 	client_say("welcome: owner_key=%s", key ? key : "");
 	if (max > 0)
 		h->max_message = (size_t)max;
+	host_start_media(h);
+	/* Once per run: the relay keeps the code and the request across a
+	 * reconnect and sends the code again by itself. */
+	if (h->was_welcomed)
+		return;
+	h->was_welcomed = true;
 	if (h->o.share)
 		host_send_ctrl(h, proto_ctrl_build(PROTO_MSG_SHARE, NULL));
+	if (h->o.request_help)
+		host_send_ctrl(h, proto_ctrl_build(PROTO_MSG_ASSIST_REQUEST,
+						   NULL));
 	if (h->o.seconds > 0)
 		client_timer_start(h->c, &h->stop,
 				   (int64_t)(h->o.seconds * 1e6),
 				   host_stop_due, h);
-	host_start_media(h);
+}
+
+/* Notifications as usual; a request for help also gets its id on a line
+ * of its own, since the notify line has only the message. */
+static void host_on_notify(const struct proto_ctrl *m)
+{
+	const char *event = proto_ctrl_str(m, "event");
+	const char *id = proto_ctrl_str(m, "id");
+
+	client_print_notify(m);
+	if (event && !strcmp(event, "assist_requested"))
+		client_say("assist-request: id=%s expires=%" PRId64,
+			   id ? id : "", proto_ctrl_int(m, "expires_at", 0));
+}
+
+/* Prints the invitation; with --accept-assist, clicks Accept Request. */
+static void host_on_invite(struct host *h, const struct proto_ctrl *m)
+{
+	const char *id = proto_ctrl_str(m, "id");
+	const char *admin = proto_ctrl_str(m, "admin");
+
+	client_say("assist-invite: id=%s admin=%s", id ? id : "",
+		   admin ? admin : "");
+	if (h->o.accept_assist && id)
+		host_send_ctrl(h, proto_ctrl_build(PROTO_MSG_ASSIST_ACCEPT,
+						   "{s:s}", "id", id));
 }
 
 static void host_on_keyframe(struct host *h, const struct proto_ctrl *m)
@@ -358,14 +438,13 @@ static void host_on_text(void *user, const char *text, size_t len)
 		client_say("code: %s", s ? s : "");
 		break;
 	case PROTO_MSG_NOTIFY:
-		client_print_notify(&m);
+		host_on_notify(&m);
 		break;
 	case PROTO_MSG_KEYFRAME:
 		host_on_keyframe(h, &m);
 		break;
 	case PROTO_MSG_ASSIST_INVITE:
-		client_say("assist-invite: id=%s admin=%s",
-			   proto_ctrl_str(&m, "id"), proto_ctrl_str(&m, "admin"));
+		host_on_invite(h, &m);
 		break;
 	case PROTO_MSG_ERROR:
 		client_print_error(&m, &h->refusal, !h->welcomed);
@@ -418,10 +497,82 @@ static void host_on_open(struct client *c, void *user)
 		"desktop", o->desktop, "name", o->name, "token", o->token));
 }
 
+/* ---- reconnecting ---- */
+
+/* A refusal the relay meant (an error message, or a close code from the
+ * error table) is final. */
+static bool host_refused(const struct host *h,
+			 const struct client_close_info *ci)
+{
+	return h->refusal.fatal ||
+	       (ci->peer_code >= 4000 && ci->peer_code <= 4999);
+}
+
+static bool host_should_retry(const struct host *h,
+			      const struct client_close_info *ci)
+{
+	return !h->o.no_reconnect && h->was_welcomed && !h->leaving &&
+	       !client_signalled() && !host_refused(h, ci);
+}
+
+/* 0.25 s doubling to 5 s, each drawn from [d/2, d]. */
+static int64_t host_retry_delay(struct host *h)
+{
+	int64_t d = HOST_RETRY_FIRST_US;
+	unsigned i;
+
+	for (i = 0; i < h->retries && d < HOST_RETRY_CAP_US; i++)
+		d *= 2;
+	if (d > HOST_RETRY_CAP_US)
+		d = HOST_RETRY_CAP_US;
+	h->retries++;
+	return d / 2 + (int64_t)(random() % (d / 2 + 1));
+}
+
+static void host_say_retry(const struct client_close_info *ci, int64_t us)
+{
+	long long ms = (long long)(us / 1000);
+
+	if (!ci->established)
+		client_say("reconnecting in %lld ms: %s", ms,
+			   *ci->connect_error ? ci->connect_error
+					      : "cannot connect");
+	else if (ci->peer_code)
+		client_say("reconnecting in %lld ms: the relay closed the "
+			   "connection (%d%s%s)", ms, ci->peer_code,
+			   *ci->peer_reason ? " " : "", ci->peer_reason);
+	else
+		client_say("reconnecting in %lld ms: the connection was lost "
+			   "(1006)", ms);
+}
+
+/* The connection is gone: stop sending and, unless that was meant,
+ * schedule the next attempt. */
+static void host_on_closed(struct client *c, void *user)
+{
+	struct host *h = user;
+	const struct client_close_info *ci = client_close_info(c);
+	int64_t delay;
+
+	h->welcomed = false;
+	client_timer_stop(&h->media);
+	if (!host_should_retry(h, ci))
+		return;
+	h->lost = true;
+	delay = host_retry_delay(h);
+	host_say_retry(ci, delay);
+	/* A refusal of one message on the lost connection says nothing
+	 * about the next one. */
+	h->refusal = (struct client_refusal){ 0 };
+	if (client_reconnect(c, delay))
+		h->lost = false;
+}
+
 static const struct client_ops host_ops = {
 	.on_open = host_on_open,
 	.on_text = host_on_text,
 	.on_binary = host_on_input,
+	.on_closed = host_on_closed,
 };
 
 /* ---- options ---- */
@@ -430,7 +581,7 @@ enum host_opt {
 	OPT_RELAY = 256, OPT_INSECURE, OPT_DESKTOP, OPT_NAME, OPT_ASPV,
 	OPT_OS, OPT_IMAGE, OPT_TOKEN, OPT_SOURCE, OPT_CODEC, OPT_SIZE,
 	OPT_AUDIO, OPT_NO_AUDIO, OPT_CURSOR, OPT_NO_CURSOR, OPT_SHARE,
-	OPT_HELP,
+	OPT_REQUEST_HELP, OPT_ACCEPT_ASSIST, OPT_NO_RECONNECT, OPT_HELP,
 	/* numeric options: rows of host_num_opts */
 	OPT_SECONDS = CLIENT_NUM_OPT, OPT_FPS, OPT_FRAME_BYTES,
 	OPT_KEYINT_FRAMES, OPT_KEYINT, OPT_BITRATE,
@@ -464,6 +615,9 @@ static const struct option host_longopts[] = {
 	{ "cursor", no_argument, NULL, OPT_CURSOR },
 	{ "no-cursor", no_argument, NULL, OPT_NO_CURSOR },
 	{ "share", no_argument, NULL, OPT_SHARE },
+	{ "request-help", no_argument, NULL, OPT_REQUEST_HELP },
+	{ "accept-assist", no_argument, NULL, OPT_ACCEPT_ASSIST },
+	{ "no-reconnect", no_argument, NULL, OPT_NO_RECONNECT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "seconds", required_argument, NULL, OPT_SECONDS },
 	{ "fps", required_argument, NULL, OPT_FPS },
@@ -515,6 +669,9 @@ static bool host_opt_flag(int opt, struct host_opts *o)
 	case OPT_CURSOR: o->cursor = 1; break;
 	case OPT_NO_CURSOR: o->cursor = 0; break;
 	case OPT_SHARE: o->share = true; break;
+	case OPT_REQUEST_HELP: o->request_help = true; break;
+	case OPT_ACCEPT_ASSIST: o->accept_assist = true; break;
+	case OPT_NO_RECONNECT: o->no_reconnect = true; break;
 	default: return false;
 	}
 	return true;
@@ -632,6 +789,10 @@ static int host_run(struct host *h)
 	if (client_run(h->c)) {
 		fprintf(stderr, "asp-host: the event loop failed\n");
 		status = CLIENT_EXIT_FAIL;
+	} else if (h->lost && h->leaving &&
+		   !host_refused(h, client_close_info(h->c))) {
+		/* Told to leave while the relay was away: a clean exit. */
+		status = CLIENT_EXIT_OK;
 	} else {
 		status = client_exit_status(client_close_info(h->c),
 					    &h->refusal, h->leaving);
@@ -654,6 +815,7 @@ int main(int argc, char **argv)
 	if (host_open_source(&h))
 		return CLIENT_EXIT_FAIL;
 	client_signals_install();
+	srandom((unsigned)client_mono_us() ^ (unsigned)getpid());
 	client_stdin_init(&h.in);
 	r = host_run(&h);
 	client_source_close(h.src);

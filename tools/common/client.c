@@ -15,6 +15,7 @@
 #include <string.h>
 
 enum client_state {
+	CLIENT_WAITING, /* client_reconnect: the next attempt is scheduled */
 	CLIENT_CONNECTING,
 	CLIENT_OPEN,
 	CLIENT_CLOSING, /* close asked for; draining the queue */
@@ -50,7 +51,11 @@ struct client {
 	bool rx_binary;
 
 	struct client_close_info info;
-	/* Strings lws_client_connect_via_info points into. */
+	/* What every connection attempt is made with; the strings below are
+	 * what it points into. */
+	struct lws_client_connect_info ci;
+	struct client_timer retry_timer;
+	bool retry_pending; /* client_reconnect called from on_closed */
 	char url[512];
 	char path[512];
 	char host_hdr[300];
@@ -233,8 +238,10 @@ void client_close(struct client *c, int code, const char *reason)
 		 reason ? reason : "");
 	c->info.we_closed = true;
 	if (c->state == CLIENT_CONNECTING || !c->wsi) {
-		/* Nothing to say goodbye to yet: stop the loop; destroying
-		 * the context drops the attempt. */
+		/* Nothing to say goodbye to yet (or only a reconnect
+		 * waiting): stop the loop; destroying the context drops
+		 * the attempt. */
+		client_timer_stop(&c->retry_timer);
 		c->state = CLIENT_CLOSED;
 		c->done = true;
 		return;
@@ -390,6 +397,10 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	(void)user;
 	if (!c)
 		return 0;
+	/* After a reconnect, what lws still says about an earlier attempt's
+	 * wsi is history: only the current one changes our state. */
+	if (c->state == CLIENT_WAITING || (c->wsi && wsi != c->wsi))
+		return 0;
 	switch (reason) {
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		c->wsi = wsi;
@@ -431,6 +442,53 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	default:
 		break;
 	}
+	return 0;
+}
+
+/* ---- connecting ---- */
+
+/* One connection attempt with fresh per-connection state. */
+static void client_connect(struct client *c)
+{
+	struct lws *wsi;
+
+	memset(&c->info, 0, sizeof(c->info));
+	c->state = CLIENT_CONNECTING;
+	c->done = false;
+	c->wsi = NULL;
+	wsi = lws_client_connect_via_info(&c->ci);
+	/* A NULL return means the attempt already failed; unless the
+	 * callback saw CONNECTION_ERROR, say so here.  Either way
+	 * client_run() returns (or calls on_closed) at once. */
+	if (!wsi && !c->done) {
+		c->info.connect_failed = true;
+		snprintf(c->info.connect_error, sizeof(c->info.connect_error),
+			 "cannot connect to %s:%d", c->ci.address, c->ci.port);
+		client_closed(c);
+	}
+	/* Known from here on, so callbacks from an older wsi are told
+	 * apart; not if the attempt is already over (it may be freed). */
+	if (wsi && !c->done)
+		c->wsi = wsi;
+}
+
+static void client_retry_due(struct client_timer *t)
+{
+	client_connect(t->arg);
+}
+
+int client_reconnect(struct client *c, int64_t delay_us)
+{
+	if (c->state != CLIENT_CLOSED || c->destroying)
+		return -EINVAL;
+	/* Nothing of the lost connection is sent on the new one: the
+	 * owner says hello again and starts over. */
+	client_drop_queues(c);
+	c->rx_len = 0;
+	c->state = CLIENT_WAITING;
+	c->done = false;
+	c->retry_pending = true;
+	client_timer_start(c, &c->retry_timer, delay_us, client_retry_due, c);
 	return 0;
 }
 
@@ -511,7 +569,6 @@ static int client_context(struct client *c, const struct client_config *cfg)
 int client_create(struct client **out, const struct client_config *cfg,
 		  char *why, size_t why_len)
 {
-	struct lws_client_connect_info ci;
 	struct client *c;
 	int err;
 
@@ -525,8 +582,7 @@ int client_create(struct client **out, const struct client_config *cfg,
 	c->user = cfg->user;
 	c->rx_max = cfg->max_message ? cfg->max_message
 				     : CLIENT_DEFAULT_MAX_MESSAGE;
-	memset(&ci, 0, sizeof(ci));
-	err = client_parse_url(c, cfg, &ci, why, why_len);
+	err = client_parse_url(c, cfg, &c->ci, why, why_len);
 	if (err)
 		goto fail_free;
 	err = client_context(c, cfg);
@@ -534,20 +590,12 @@ int client_create(struct client **out, const struct client_config *cfg,
 		snprintf(why, why_len, "cannot create the lws context");
 		goto fail_free;
 	}
-	ci.context = c->ctx;
-	ci.protocol = cfg->subprotocol;
-	ci.opaque_user_data = c;
+	c->ci.context = c->ctx;
+	c->ci.protocol = cfg->subprotocol;
+	c->ci.opaque_user_data = c;
 	/* One connection per TCP stream: no HTTP/2 multiplexing. */
-	ci.alpn = "http/1.1";
-	c->state = CLIENT_CONNECTING;
-	/* A NULL return means the attempt already failed; the callback saw
-	 * CONNECTION_ERROR and client_run() will return at once. */
-	if (!lws_client_connect_via_info(&ci) && !c->done) {
-		c->info.connect_failed = true;
-		snprintf(c->info.connect_error, sizeof(c->info.connect_error),
-			 "cannot connect to %s", cfg->url);
-		client_closed(c);
-	}
+	c->ci.alpn = "http/1.1";
+	client_connect(c);
 	*out = c;
 	return 0;
 
@@ -558,13 +606,17 @@ fail_free:
 
 int client_run(struct client *c)
 {
-	while (!c->done)
-		if (lws_service(c->ctx, 0) < 0)
-			return -EIO;
-	/* Called here, never from inside lws, so the owner may do anything
-	 * (even destroy the client) in it. */
-	if (c->ops->on_closed)
-		c->ops->on_closed(c, c->user);
+	do {
+		while (!c->done)
+			if (lws_service(c->ctx, 0) < 0)
+				return -EIO;
+		c->retry_pending = false;
+		/* Called here, never from inside lws, so the owner may
+		 * reconnect in it; not destroy the client, which is read
+		 * right after. */
+		if (c->ops->on_closed)
+			c->ops->on_closed(c, c->user);
+	} while (c->retry_pending);
 	return 0;
 }
 
@@ -574,6 +626,7 @@ void client_destroy(struct client *c)
 		return;
 	c->destroying = true;
 	client_timer_stop(&c->close_timer);
+	client_timer_stop(&c->retry_timer);
 	if (c->ctx)
 		lws_context_destroy(c->ctx);
 	client_drop_queues(c);

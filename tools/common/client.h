@@ -12,7 +12,9 @@
  *    and messages above CLIENT_FRAG_LEN go out as fragments;
  *  - received fragments are reassembled into one message (bounded by
  *    max_message) before the owner sees it;
- *  - the peer's close code and reason are kept for the exit status.
+ *  - the peer's close code and reason are kept for the exit status;
+ *  - a lost connection can be made again on the same context
+ *    (client_reconnect), with fresh per-connection state.
  *
  * Everything runs on the thread that calls client_run(); no function here
  * is thread-safe.  Callbacks are never made after client_destroy() starts.
@@ -65,8 +67,9 @@ struct client_ops {
 	void (*on_text)(void *user, const char *text, size_t len);
 	void (*on_binary)(void *user, const uint8_t *data, size_t len);
 	/* The connection is gone (closed, or never opened: see
-	 * client_close_info()).  Called by client_run() just before it
-	 * returns, outside any lws callback. */
+	 * client_close_info()).  Called by client_run() outside any lws
+	 * callback; client_run() then returns unless this called
+	 * client_reconnect().  It must not destroy the client. */
 	void (*on_closed)(struct client *c, void *user);
 };
 
@@ -97,8 +100,18 @@ int client_create(struct client **out, const struct client_config *cfg,
 		  char *why, size_t why_len);
 
 /* Services the connection until it has closed (or failed to open), then
- * calls on_closed.  Returns 0, or -EIO if lws failed. */
+ * calls on_closed, and goes on servicing if that reconnected.  Returns 0,
+ * or -EIO if lws failed. */
 int client_run(struct client *c);
+
+/* From on_closed only: makes a fresh connection attempt to the same URL
+ * after delay_us, on the same context (timers keep running meanwhile).
+ * What was queued for the lost connection is dropped, and the close info
+ * is cleared when the attempt starts; on_open is called again once it
+ * opens, on_closed again if it fails or later closes.  Sending fails
+ * with -ENOTCONN until the attempt starts; client_close() in the
+ * meantime cancels it.  0, or -EINVAL if the connection is not closed. */
+int client_reconnect(struct client *c, int64_t delay_us);
 
 /* Closes the connection at once without the callbacks (safe on NULL),
  * then frees everything: queued messages, buffers, the context. */
@@ -136,6 +149,7 @@ void client_close(struct client *c, int code, const char *reason);
  * peer while paused. */
 void client_rx_pause(struct client *c, bool pause);
 
+/* How the latest connection attempt ended. */
 const struct client_close_info *client_close_info(const struct client *c);
 
 /* One-shot timers on the client's loop.  The struct must stay alive (and
