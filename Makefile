@@ -106,17 +106,20 @@ FUZZ_SECONDS ?= 20
 fuzz-run: $(FUZZ)
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ)
 
+# The sub-makes build on every core.
+JOBS := -j$(shell nproc 2>/dev/null || echo 2)
+
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory $(JOBS) all
 	@sh tools/run-demo.sh $(BUILD)
 
 test: deps
-	@$(MAKE) --no-print-directory SAN=1 all
-	@$(MAKE) --no-print-directory fuzz
+	@$(MAKE) --no-print-directory $(JOBS) SAN=1 all
+	@$(MAKE) --no-print-directory $(JOBS) fuzz
 	@sh tests/run.sh build/san
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory $(JOBS) all
 	@sh bench/run.sh $(BUILD)
 
 clean:
