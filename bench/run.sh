@@ -1,0 +1,176 @@
+#!/bin/sh
+# bench/run.sh BUILD: the standard benchmark suite (`make bench`).
+#
+# Starts the comparison peers and asp-relay (plain, and TLS for the wss
+# rows), runs asp-bench through every mode with the targets alternating
+# run by run (so a burst of load elsewhere on the machine hits all of them
+# alike), then bench/report.mjs turns the JSON lines into
+# build/bench/summary.json and build/bench/report.md with PNG plots.
+# Everything listens on 127.0.0.1 only, every process started here is
+# stopped on exit, and every asp-bench run is bounded in time.
+#
+# Knobs (environment): REPS (default 5) runs per pair, SECONDS_TP (1) and
+# SECONDS_LAT (3) measured seconds per run, STEPS (scale steps), QUICK=1
+# for a fast smoke pass (REPS=1, short runs, small steps).
+set -eu
+
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+OUT=build/bench
+BENCH="$BUILD/asp-bench"
+RELAY="$BUILD/asp-relay"
+
+if [ "${QUICK:-0}" = 1 ]; then
+	REPS=${REPS:-1}; SECONDS_TP=${SECONDS_TP:-0.5}; SECONDS_LAT=${SECONDS_LAT:-1}
+	STEPS=${STEPS:-10,100}; SIZES=${SIZES:-16K 256K}
+else
+	REPS=${REPS:-5}; SECONDS_TP=${SECONDS_TP:-1}; SECONDS_LAT=${SECONDS_LAT:-3}
+	STEPS=${STEPS:-10,100,1000,5000,10000}; SIZES=${SIZES:-1K 16K 256K 1M}
+fi
+
+PIDS=""
+cleanup() {
+	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+	for p in $PIDS; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT INT TERM
+
+say() { printf '== %s\n' "$*"; }
+
+[ -x "$BENCH" ] && [ -x "$RELAY" ] || { echo "run.sh: build $BENCH and $RELAY first (make all)" >&2; exit 1; }
+mkdir -p "$OUT"
+rm -f "$OUT"/*.jsonl "$OUT"/*.png "$OUT"/*.dat "$OUT"/*.log "$OUT"/*.out
+rm -rf "$OUT"/var-*
+
+# The node peer's one dependency (ws), pinned by its lock file.
+if ! npm ci --prefix bench/peers --no-audit --no-fund --silent >"$OUT/npm.log" 2>&1; then
+	[ -d bench/peers/node_modules/ws ] || { cat "$OUT/npm.log" >&2; exit 1; }
+	echo "run.sh: npm ci failed; using the installed bench/peers/node_modules" >&2
+fi
+
+# 10,000 sessions are 20,000 sockets on each side: take what the hard
+# limit allows (raising it needs CAP_SYS_RESOURCE).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# A throwaway self-signed certificate for the wss:// relay.
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 \
+	-keyout "$OUT/key.pem" -out "$OUT/cert.pem" >/dev/null 2>&1
+
+# start NAME CMD...: runs CMD in the background with stdout and stderr in
+# $OUT/NAME.out/.log, waits for its "listening on ...:PORT" line and sets
+# PID and PORT.
+start() {
+	name=$1; shift
+	"$@" >"$OUT/$name.out" 2>"$OUT/$name.log" &
+	PID=$!
+	PIDS="$PIDS $PID"
+	i=0
+	while ! grep -q 'listening on' "$OUT/$name.out" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -gt 100 ] || ! kill -0 "$PID" 2>/dev/null; then
+			echo "run.sh: $name did not start" >&2
+			cat "$OUT/$name.log" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+	PORT=$(sed -n 's/.*listening on wss*:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$OUT/$name.out" | head -1)
+}
+
+stop() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+start_relay() { # NAME [extra relay options]
+	name=$1; shift
+	start "$name" "$RELAY" --listen 127.0.0.1:0 --data "$OUT/var-$name" "$@"
+}
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "{\"nproc\":$(nproc),\"load_start\":\"$(loadavg)\",\"started\":\"$(date -u +%FT%TZ)\"}" >"$OUT/env.json"
+
+B() { # label args...: one measurement, bounded by $BT seconds (120)
+	label=$1; shift
+	timeout "${BT:-120}" "$BENCH" --label "$label" --out "$OUT/results.jsonl" "$@" \
+		2>>"$OUT/asp-bench.log" | grep -v '^mode ' || true
+}
+
+start_relay relay; R_PID=$PID; R_PORT=$PORT
+start_relay relay-tls --tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem"; T_PID=$PID; T_PORT=$PORT
+start node node bench/peers/node-ws-relay.mjs; N_PID=$PID; N_PORT=$PORT
+
+RL() { l=$1; shift; B "$l" --target relay --port "$R_PORT" --pid "$R_PID" --data "$OUT/var-relay" "$@"; }
+TL() { l=$1; shift; B "$l" --target relay --tls --port "$T_PORT" --pid "$T_PID" --data "$OUT/var-relay-tls" "$@"; }
+NL() { l=$1; shift; B "$l" --target node --port "$N_PORT" --pid "$N_PID" "$@"; }
+PL() { l=$1; shift; B "$l" --target pipe "$@"; }
+DL() { l=$1; shift; B "$l" --target direct "$@"; }
+
+TP="--mode throughput --seconds $SECONDS_TP --warmup 0.5"
+say "throughput: 1 session, sizes $SIZES, relay/node/pipe/direct alternating, $REPS runs each"
+for size in $SIZES; do
+	r=0
+	while [ $r -lt "$REPS" ]; do
+		RL tp $TP --size "$size"
+		NL tp $TP --size "$size"
+		PL tp $TP --size "$size"
+		DL tp $TP --size "$size"
+		TL tp-tls $TP --size "$size"
+		r=$((r + 1))
+	done
+done
+
+say "copies per byte: 256 KiB, owner + guest, $REPS runs"
+r=0
+while [ $r -lt "$REPS" ]; do
+	RL copies $TP --size 256K --viewers 2
+	r=$((r + 1))
+done
+
+LAT="--mode latency --seconds $SECONDS_LAT --warmup 1 --fps 30 --size 40K"
+say "latency: 100 sessions x 30 fps x 40 KiB, relay/direct alternating, $REPS runs each"
+r=0
+while [ $r -lt "$REPS" ]; do
+	RL lat $LAT --sessions 100
+	DL lat $LAT --sessions 100
+	r=$((r + 1))
+done
+say "latency: the same load through node, pipe and TLS, $REPS runs each"
+r=0
+while [ $r -lt "$REPS" ]; do
+	NL lat $LAT --sessions 100
+	PL lat $LAT --sessions 100
+	TL lat-tls $LAT --sessions 100
+	r=$((r + 1))
+done
+say "latency vs load: 10..200 sessions x 30 fps x 40 KiB"
+for n in 10 50 100 150 200; do
+	RL lat-load $LAT --sessions $n
+	DL lat-load $LAT --sessions $n
+done
+
+say "join: join request to first keyframe, with and without a cached keyframe"
+r=0
+while [ $r -lt 3 ]; do
+	RL join --mode join --sessions 20 --fps 30 --size 4K --warmup 1
+	r=$((r + 1))
+done
+
+# Memory needs a relay that has served nothing yet.
+stop "$R_PID"
+say "slow viewer: 10 sessions x 30 fps x 40 KiB, one guest stops reading"
+start_relay relay-slow; S_PID=$PID; S_PORT=$PORT
+B slow --target relay --port "$S_PORT" --pid "$S_PID" --data "$OUT/var-relay-slow" --mode slow-viewer \
+	--sessions 10 --fps 30 --size 40K --seconds 20 --warmup 1
+stop "$S_PID"
+
+say "scale: steps $STEPS sessions, half idle, half at 5 fps x 4 KiB"
+start_relay relay-scale; C_PID=$PID; C_PORT=$PORT
+BT=300 B scale --target relay --port "$C_PORT" --pid "$C_PID" --data "$OUT/var-relay-scale" --mode scale \
+	--steps "$STEPS" --fps 5 --size 4K --seconds 3 --warmup 1 --input-hz 1
+stop "$C_PID"
+
+sed -i "s/}\$/,\"load_end\":\"$(loadavg)\",\"ended\":\"$(date -u +%FT%TZ)\"}/" "$OUT/env.json"
+say "report"
+node bench/report.mjs "$OUT"
