@@ -177,6 +177,7 @@ struct relay {
 	size_t nconns, nhosts, nviewers;
 	bool tls;
 	bool stopping;
+	bool trim_pending;        /* a session ended: give memory back */
 };
 
 /* Wall clock in microseconds since the Unix epoch (the capture clock). */

@@ -23,6 +23,9 @@
 #include "relay/relay_conn.h"
 
 #include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +36,11 @@
 /* Largest single lws_write; matches the viewer protocol's tx_packet_size
  * so lws never splits (and copies) a write itself. */
 #define RELAY_CHUNK (256 * 1024)
+/* At most this many writes and bytes per connection per WRITEABLE turn. */
+#define RELAY_TURN_WRITES 16
+#define RELAY_TURN_BYTES (1024 * 1024)
+/* Batches of at least this many queued messages are corked. */
+#define RELAY_CORK_MIN 3
 
 static uint32_t relay_be32(const uint8_t *p)
 {
@@ -260,18 +268,63 @@ static int relay_conn_write_head(struct relay_conn *c, struct relay_frame *f)
 	return 0;
 }
 
+/* Writes queued messages until the socket pushes back (lws had to buffer
+ * part of a write) or the turn's budget is spent: one poll per message
+ * was the cost of small messages.  The budget keeps one busy connection
+ * from starving the others. */
+/* Corks the socket around a batch of several messages, so the kernel
+ * sends them in full segments instead of one packet per message (with
+ * TCP_NODELAY, which lws sets, each small write was its own packet, and
+ * the per-packet work was most of the relay's CPU at 1 KiB). */
+static void relay_conn_cork(struct relay_conn *c, int on)
+{
+	int fd = (int)lws_get_socket_fd(c->wsi);
+
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+}
+
+static int relay_conn_write_some(struct relay_conn *c)
+{
+	size_t budget = RELAY_TURN_BYTES;
+	bool cork = c->q.count >= RELAY_CORK_MIN;
+	struct relay_frame *f;
+	int rc = 0;
+
+	if (cork)
+		relay_conn_cork(c, 1);
+	for (int n = 0; n < RELAY_TURN_WRITES; n++) {
+		uint64_t before = c->relay->stats.bytes_out;
+
+		f = relay_queue_head(&c->q);
+		if (!f)
+			break;
+		if (relay_conn_write_head(c, f) < 0) {
+			rc = -1;
+			break;
+		}
+		if (lws_partial_buffered(c->wsi))
+			break;
+		if (c->relay->stats.bytes_out - before >= budget)
+			break;
+		budget -= c->relay->stats.bytes_out - before;
+	}
+	if (cork)
+		relay_conn_cork(c, 0);
+	return rc;
+}
+
 static int relay_conn_writable(struct relay_conn *c)
 {
-	struct relay_frame *f;
-
 	if (c->want_ping && !c->q.sent_off && c->state != RELAY_ST_CLOSING) {
 		if (relay_conn_write_ping(c) < 0)
 			return -1;
 		relay_conn_want_write(c);
 		return 0;
 	}
-	f = relay_queue_head(&c->q);
-	if (!f) {
+	if (!relay_queue_head(&c->q)) {
+		/* Close only from a turn that wrote nothing, so the error
+		 * before it is not still in lws's buffer. */
 		if (c->state == RELAY_ST_CLOSING) {
 			lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
 					 (unsigned char *)c->close_reason,
@@ -280,7 +333,7 @@ static int relay_conn_writable(struct relay_conn *c)
 		}
 		return 0;
 	}
-	if (relay_conn_write_head(c, f) < 0)
+	if (relay_conn_write_some(c) < 0)
 		return -1;
 	c->last_progress_us = relay_now_us();
 	if (c->is_host && c->session)

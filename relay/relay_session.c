@@ -257,6 +257,7 @@ static void relay_session_free(struct relay_session *s)
 	free(s->gop);
 	relay_frame_unref(s->config);
 	free(s);
+	r->trim_pending = true;
 }
 
 /* A session lives while a host, a viewer or a code holds it. */
