@@ -278,10 +278,25 @@ function main() {
   md.splice(3, 0, '## Headline numbers against the targets\n', '| number | value | target | verdict |', '|---|---|---|---|',
     ...Object.entries(summary.targets).map(([k, t]) =>
       `| ${k} | ${t.value === null ? 'n/a' : Number(t.value.toPrecision(4))} | ${k.startsWith('max') || k.startsWith('msg') || k.startsWith('through') ? '>=' : '<='} ${t.target} | ${t.note} |`), '');
+  md.push(...profileSection(dir));
   fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   fs.writeFileSync(path.join(dir, 'report.md'), md.join('\n') + '\n');
   console.log(md.slice(3, 6 + Object.keys(summary.targets).length).join('\n'));
   console.log(`\nreport: ${path.join(dir, 'report.md')}, ${path.join(dir, 'summary.json')}`);
+}
+
+// The perf profiles run.sh took of the relay during this run, as they
+// came out of `perf report` (self time, by library and symbol).
+function profileSection(dir) {
+  const files = fs.readdirSync(dir).filter((f) => /^profile-.*\.txt$/.test(f)).sort();
+  if (!files.length) return [];
+  const out = ['## Where the relay\'s time goes (perf, this run)\n',
+    'Self time by library and symbol while the relay served each load (perf record -g, 499 Hz, 3 s); ' +
+    '`[kernel.kallsyms]` is the kernel working for the relay (poll, send, recv, TCP).\n'];
+  for (const f of files) {
+    out.push(`### ${f.replace(/^profile-|\.txt$/g, '')}\n`, '```', fs.readFileSync(path.join(dir, f), 'utf8').trimEnd(), '```', '');
+  }
+  return out;
 }
 
 main();

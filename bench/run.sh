@@ -40,7 +40,8 @@ say() { printf '== %s\n' "$*"; }
 
 [ -x "$BENCH" ] && [ -x "$RELAY" ] || { echo "run.sh: build $BENCH and $RELAY first (make all)" >&2; exit 1; }
 mkdir -p "$OUT"
-rm -f "$OUT"/*.jsonl "$OUT"/*.png "$OUT"/*.dat "$OUT"/*.log "$OUT"/*.out
+rm -f "$OUT"/*.jsonl "$OUT"/*.png "$OUT"/*.dat "$OUT"/*.log "$OUT"/*.out \
+	"$OUT"/profile-*.txt "$OUT"/perf-*.data
 rm -rf "$OUT"/var-*
 
 # The node peer's one dependency (ws), pinned by its lock file.
@@ -149,6 +150,33 @@ for n in 10 50 100 150 200; do
 	RL lat-load $LAT --sessions $n
 	DL lat-load $LAT --sessions $n
 done
+
+# Where the relay's time goes: perf samples the relay through one run of
+# each kind, for the report's profile section (a missed target must say
+# what the time goes to).  Where perf cannot sample here, the report says
+# so instead.
+profile() { # NAME asp-bench args...
+	name=$1; shift
+	txt="$OUT/profile-$name.txt"
+	if ! command -v perf >/dev/null 2>&1; then
+		echo "perf is not installed" >"$txt"
+		return 0
+	fi
+	perf record -F 499 -g -p "$R_PID" -o "$OUT/perf-$name.data" -- sleep 3 \
+		>/dev/null 2>"$OUT/perf-$name.log" &
+	perf_pid=$!
+	timeout 60 "$BENCH" --target relay --port "$R_PORT" --pid "$R_PID" \
+		--data "$OUT/var-relay" --label "profile-$name" \
+		--out "$OUT/profile.jsonl" "$@" >/dev/null 2>>"$OUT/asp-bench.log" || true
+	wait "$perf_pid" 2>/dev/null || true
+	perf report -i "$OUT/perf-$name.data" --no-children --sort dso,sym \
+		--stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -n 15 >"$txt" || true
+	[ -s "$txt" ] || { echo "perf could not sample the relay here:"; tail -n 3 "$OUT/perf-$name.log"; } >"$txt"
+}
+say "profiles: perf on the relay during 1 KiB and 256 KiB throughput and the 100-session latency load"
+profile throughput-1k --mode throughput --seconds 3 --warmup 0 --size 1K
+profile throughput-256k --mode throughput --seconds 3 --warmup 0 --size 256K
+profile latency-100 --mode latency --seconds 3 --warmup 0 --fps 30 --size 40K --sessions 100
 
 say "join: join request to first keyframe, with and without a cached keyframe"
 r=0
