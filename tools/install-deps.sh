@@ -10,7 +10,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libwebsockets-dev libssl-dev openssl
 libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
 libopus-dev libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev
-ffmpeg socat gnuplot-nox chromium"
+ffmpeg socat gnuplot-nox linux-perf chromium"
 
 missing=""
 for p in $PKGS; do
