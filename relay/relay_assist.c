@@ -126,17 +126,6 @@ static int relay_assist_create(struct relay *r, const char *desktop,
 	return 0;
 }
 
-/* Whether the desktop's user holds "Contact Administrator for Help". */
-static int relay_assist_may_ask(struct relay *r, const char *user)
-{
-	bool help = false, collab = false;
-	int err = r->store->ops->perm_get(r->store, user, &help, &collab);
-
-	if (err)
-		return err;
-	return help ? 0 : -PROTO_E_NO_PERMISSION;
-}
-
 /* ---- the user, on the desktop ------------------------------------- */
 
 static void relay_assist_request(struct relay_conn *c)
@@ -144,7 +133,7 @@ static void relay_assist_request(struct relay_conn *c)
 	struct relay *r = c->relay;
 	struct relay_session *s = c->session;
 	struct relay_store_assist a;
-	int err = relay_assist_may_ask(r, s->user);
+	int err = relay_session_permitted(r, s->user, RELAY_PERM_HELP);
 
 	if (err) {
 		relay_conn_send_error(c, err, err == -PROTO_E_NO_PERMISSION ?
@@ -362,7 +351,8 @@ int relay_assist_start(struct relay *r, const char *desktop,
 	int err = relay_assist_slot_free(r, desktop);
 
 	if (!err)
-		err = relay_assist_may_ask(r, relay_assist_session(r, desktop)->user);
+		err = relay_session_permitted(r,
+			relay_assist_session(r, desktop)->user, RELAY_PERM_HELP);
 	if (!err && relay_assist_open_for(r, desktop, out) == 0)
 		err = -PROTO_E_STATE;
 	if (err)

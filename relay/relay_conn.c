@@ -79,7 +79,8 @@ static void relay_count_drops(struct relay_conn *c, uint8_t kind, uint32_t n)
 
 /* A peer that cannot keep up is told so (error slow, close 4017) if it
  * reads again within the close timeout; otherwise the timeout drops it.
- * Its queued media goes first, so the error is next in line. */
+ * Closing purges its queued media, so the error is next in line.  The
+ * flag stops the error's own push from coming back here. */
 static void relay_conn_kill_slow(struct relay_conn *c)
 {
 	if (c->slow)
@@ -87,7 +88,6 @@ static void relay_conn_kill_slow(struct relay_conn *c)
 	c->slow = true;
 	relay_log("slow", "desktop=%s role=%d",
 		  c->session ? c->session->desktop : "-", c->role);
-	relay_queue_purge(&c->q, relay_is_media, NULL, NULL);
 	relay_conn_refuse(c, -PROTO_E_SLOW, NULL);
 }
 

@@ -298,16 +298,16 @@ static int relay_session_auth(struct relay_conn *c, const struct proto_ctrl *m)
 				  (uint64_t)relay_clock_s(r), &c->who);
 }
 
-/* Whether user holds "User Stream Collaboration"; 0 or an error to send. */
-static int relay_session_may_collaborate(struct relay *r, const char *user)
+int relay_session_permitted(struct relay *r, const char *user,
+			    enum relay_perm perm)
 {
 	bool help = false, collab = false;
-	int err;
+	int err = r->store->ops->perm_get(r->store, user, &help, &collab);
 
-	err = r->store->ops->perm_get(r->store, user, &help, &collab);
 	if (err)
 		return err;
-	return collab ? 0 : -PROTO_E_NO_PERMISSION;
+	return (perm == RELAY_PERM_HELP ? help : collab) ?
+		0 : -PROTO_E_NO_PERMISSION;
 }
 
 #define RELAY_COLLAB_PERM_MSG \
@@ -411,7 +411,7 @@ static void relay_session_share(struct relay_conn *c)
 {
 	struct relay_session *s = c->session;
 	char shown[PROTO_CODE_DISPLAY_LEN];
-	int err = relay_session_may_collaborate(c->relay, s->user);
+	int err = relay_session_permitted(c->relay, s->user, RELAY_PERM_COLLAB);
 
 	if (err) {
 		relay_conn_send_error(c, err, err == -PROTO_E_NO_PERMISSION ?
@@ -572,7 +572,8 @@ static void relay_session_join_guest(struct relay_conn *c, const char *typed)
 		relay_conn_refuse(c, -PROTO_E_BAD_CODE, NULL);
 		return;
 	}
-	err = relay_session_may_collaborate(c->relay, c->who.user);
+	err = relay_session_permitted(c->relay, c->who.user,
+				      RELAY_PERM_COLLAB);
 	if (err) {
 		relay_audit(c->relay, c->who.user, "refuse-no-permission",
 			    s->desktop, "User Stream Collaboration");

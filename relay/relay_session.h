@@ -41,6 +41,17 @@ void relay_session_detach(struct relay_conn *c);
 /* The host's queue drained: let paused input senders go on. */
 void relay_session_host_drained(struct relay_session *s);
 
+/* The two permissions an administrator grants per user. */
+enum relay_perm {
+	RELAY_PERM_HELP,   /* "Contact Administrator for Help" */
+	RELAY_PERM_COLLAB, /* "User Stream Collaboration" */
+};
+
+/* 0 if user holds perm, -PROTO_E_NO_PERMISSION if not (a user never set
+ * holds neither), or the store's error. */
+int relay_session_permitted(struct relay *r, const char *user,
+			    enum relay_perm perm);
+
 /* Sends a notification {"type":"notify"} to c (NULL is ignored). */
 void relay_session_notify(struct relay_conn *c, const char *event,
 			  const char *message, const char *name);
