@@ -7,9 +7,9 @@
 set -eu
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
-libwebsockets-dev libssl-dev openssl
+libwebsockets-dev libwebsockets-evlib-ev libev-dev libssl-dev openssl
 libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
-libopus-dev libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev
+libopus-dev libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev libinih-dev
 ffmpeg socat gnuplot-nox linux-perf chromium"
 
 missing=""
