@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 
 #include "relay/relay.h"
+#include "relay/relay_alloc.h"
 #include "relay/relay_assist.h"
 #include "relay/relay_conn.h"
 #include "relay/relay_loop.h"
@@ -357,6 +358,7 @@ int main(int argc, char **argv)
 	struct relay r;
 	int rc = 1;
 
+	relay_alloc_tune();
 	relay_init(&r);
 	if (relay_parse_args(argc, argv, &r.cfg))
 		goto out;
