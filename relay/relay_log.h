@@ -9,8 +9,14 @@
 #ifndef ASP_RELAY_LOG_H
 #define ASP_RELAY_LOG_H
 
+#include <stdio.h>
+
 /* One log line on stderr: time, event and detail. */
 void relay_log(const char *event, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Sends the lines to f instead of stderr; NULL drops them (the fuzz
+ * driver, whose stderr is libFuzzer's report). */
+void relay_log_to(FILE *f);
 
 #endif

@@ -74,6 +74,11 @@ void relay_loop_run(struct relay_loop *l)
 	ev_run(l->ev, 0);
 }
 
+void relay_loop_run_once(struct relay_loop *l, bool wait)
+{
+	ev_run(l->ev, wait ? EVRUN_ONCE : EVRUN_NOWAIT);
+}
+
 void relay_loop_break(struct relay_loop *l)
 {
 	ev_break(l->ev, EVBREAK_ALL);

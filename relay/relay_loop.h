@@ -48,6 +48,11 @@ int relay_loop_on_signal(struct relay_loop *l, int signum,
 /* Runs until relay_loop_break. */
 void relay_loop_run(struct relay_loop *l);
 
+/* One pass of the loop: runs what is ready and returns, waiting for
+ * something to become ready first only if wait (the fuzz driver steps
+ * the relay this way). */
+void relay_loop_run_once(struct relay_loop *l, bool wait);
+
 /* Makes relay_loop_run return once the current callback does. */
 void relay_loop_break(struct relay_loop *l);
 
