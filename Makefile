@@ -101,6 +101,12 @@ FUZZ_FLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. $(WARN) \
 build/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(CODEC_SRC)
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_FLAGS) -o $@ $< $(PROTO_SRC) $(CODEC_SRC) $(LDLIBS_ALL)
+# fuzz_relay drives the relay itself: every relay module but main.
+FUZZ_RELAY_SRC := $(filter-out relay/relay_main.c,$(RELAY_SRC))
+build/fuzz/fuzz_relay: tests/fuzz/fuzz_relay.c $(FUZZ_RELAY_SRC) $(PROTO_SRC) \
+		$(CODEC_SRC)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS_ALL) $(RELAY_LDLIBS)
 fuzz: $(FUZZ)
 
 # Each driver replays its committed corpus, then fuzzes for FUZZ_SECONDS.
