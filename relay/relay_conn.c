@@ -151,6 +151,12 @@ void relay_conn_close(struct relay_conn *c, int code, const char *reason)
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
 	/* What is still queued for a departing viewer is of no use to it. */
 	relay_queue_purge(&c->q, relay_is_media, NULL, NULL);
+	/* Read nothing more: lws would still parse what the peer sent
+	 * after the refused message, and a WebSocket protocol error in it
+	 * made lws send its own Close (1002) ahead of the relay's error,
+	 * which then followed the Close and was lost.  lws reads again
+	 * once it awaits the peer's answer to the relay's Close. */
+	lws_rx_flow_control(c->wsi, 0);
 	relay_conn_want_write(c);
 	/* A peer that stops reading must not hold the connection open. */
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);

@@ -811,9 +811,10 @@ void relay_session_input(struct relay_conn *v, struct relay_frame *f)
 	}
 }
 
+/* A closing connection stays paused: it reads nothing more. */
 static void relay_resume(struct relay_conn *v)
 {
-	if (v && v->rx_paused) {
+	if (v && v->rx_paused && v->state != RELAY_ST_CLOSING) {
 		v->rx_paused = false;
 		lws_rx_flow_control(v->wsi, 1);
 	}
