@@ -117,11 +117,22 @@ static int relay_http_respond(struct lws *wsi, struct relay_http *h,
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
 					 (unsigned char *)"no-store", 8, &p,
 					 end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+					 (unsigned char *)"close", 5, &p,
+					 end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return 1;
 	lws_callback_on_writable(wsi);
 	return 0;
 }
+
+/* One request per connection.  lws 4.1 mishandles a request pipelined
+ * behind another: once the first is answered it parses the second from
+ * its buffer, and one that announces a body (any Content-Length) made it
+ * spin without returning to the loop, so a single client stopped the
+ * relay.  Every answer says "Connection: close" and the connection ends
+ * when it is written, so nothing pipelined is ever parsed. */
+#define RELAY_HTTP_CLOSE_HEADER "connection: close\x0d\x0a"
 
 static bool relay_http_file_name_ok(const char *name)
 {
@@ -172,7 +183,9 @@ static int relay_http_file(struct lws *wsi, struct relay_http *h,
 		return relay_http_respond(wsi, h, HTTP_STATUS_NOT_FOUND,
 					  "text/plain", relay_xstrdup("not found\n"),
 					  10);
-	if (lws_serve_http_file(wsi, path, relay_http_mime(name), NULL, 0) < 0)
+	if (lws_serve_http_file(wsi, path, relay_http_mime(name),
+				RELAY_HTTP_CLOSE_HEADER,
+				sizeof(RELAY_HTTP_CLOSE_HEADER) - 1) < 0)
 		return -1;
 	return 0;
 }
@@ -289,19 +302,18 @@ static int relay_http_request(struct lws *wsi, struct relay_http *h,
 static int relay_http_write_body(struct lws *wsi, struct relay_http *h)
 {
 	unsigned char *buf;
-	int rc;
 
 	if (!h->body)
 		return 0;
 	buf = relay_xmalloc(LWS_PRE + h->len);
 	memcpy(buf + LWS_PRE, h->body, h->len);
-	rc = lws_write(wsi, buf + LWS_PRE, h->len, LWS_WRITE_HTTP_FINAL);
+	/* Written or not, the connection ends here (one request per
+	 * connection, above); lws flushes what it buffered first. */
+	lws_write(wsi, buf + LWS_PRE, h->len, LWS_WRITE_HTTP_FINAL);
 	free(buf);
 	free(h->body);
 	h->body = NULL;
-	if (rc < 0)
-		return -1;
-	return lws_http_transaction_completed(wsi) ? -1 : 0;
+	return -1;
 }
 
 int relay_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
@@ -317,11 +329,21 @@ int relay_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 			relay_http_api_body(h, in, len);
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (h->api)
-			return relay_http_api_answer(wsi, h);
-		return 0;
+		if (!h->api)
+			return 0;
+		/* Answered now, not on WRITEABLE: lws 4.1 keeps an HTTP/1
+		 * connection in its body state until the transaction
+		 * completes, and meanwhile calls BODY_COMPLETION again for
+		 * every pipelined byte it holds, consuming none, so one
+		 * client that pipelined a request after a body spun the
+		 * loop forever. */
+		if (relay_http_api_answer(wsi, h))
+			return -1;
+		return relay_http_write_body(wsi, h);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return relay_http_write_body(wsi, h);
+	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+		return -1; /* one request per connection (above) */
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (h) {
