@@ -95,6 +95,34 @@ static uint64_t relay_conn_stall_us(const struct relay *r)
 	return (uint64_t)r->cfg.stall_secs * 1000000u;
 }
 
+static int relay_conn_write_some(struct relay_conn *c);
+
+/* Writes what is queued at once, from the callback that queued it, when
+ * lws holds nothing of an earlier write: a message to an idle viewer goes
+ * out without asking for POLLOUT (two epoll_ctl calls) and waiting for
+ * the next loop turn, as uWebSockets does.  What the socket does not take
+ * stays queued, or in lws's buffer, for the writeable callback.  A failed
+ * write cannot close the connection from another connection's callback,
+ * so it is marked and closed from its own writeable turn. */
+static void relay_conn_write_now(struct relay_conn *c)
+{
+	if (c->want_ping || c->relay->stopping ||
+	    lws_partial_buffered(c->wsi)) {
+		relay_conn_want_write(c);
+		return;
+	}
+	if (relay_conn_write_some(c) < 0) {
+		c->write_failed = true;
+		relay_conn_want_write(c);
+		return;
+	}
+	c->last_progress_us = relay_mono_us();
+	if (c->is_host && c->session)
+		c->relay->conn_events->drained(c);
+	if (c->q.count)
+		relay_conn_want_write(c);
+}
+
 static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 {
 	const struct relay_config *cfg = &c->relay->cfg;
@@ -111,7 +139,10 @@ static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 					  relay_conn_stall_us(c->relay));
 	}
 	relay_queue_push(&c->q, relay_frame_ref(f));
-	relay_conn_want_write(c);
+	if (c->q.count == 1)
+		relay_conn_write_now(c);
+	else
+		relay_conn_want_write(c);
 	if (!c->is_host && c->q.bytes > 4 * cfg->queue_bytes)
 		relay_conn_kill_slow(c);
 }
@@ -323,6 +354,8 @@ static int relay_conn_write_some(struct relay_conn *c)
 
 static int relay_conn_writable(struct relay_conn *c)
 {
+	if (c->write_failed)
+		return -1;
 	if (c->want_ping && !c->q.sent_off && c->state != RELAY_ST_CLOSING) {
 		if (relay_conn_write_ping(c) < 0)
 			return -1;
