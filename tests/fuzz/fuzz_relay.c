@@ -24,20 +24,26 @@
  *            h bit 6     raw bytes to an HTTP client (opened on first
  *                        use), e.g. the admin API with "@A"
  *
- * The prelude, unless skipped, says hello with a valid token (and, for a
- * host and a viewer, makes the host share and the viewer join), so that
- * mutations start in every state.  Payloads may name secrets the relay
+ * The prelude, unless skipped, says hello with a valid token for each
+ * client; the owner then joins with the owner key, or the host shares
+ * and the guest joins with the code; so mutations start in every state.  Payloads may name secrets the relay
  * made or the driver can mint: "@H" a host token for desktop fz-desk,
  * "@V" a viewer token (a user holding both permissions), "@N" one for a
  * user holding none, "@A" an administrator's token, "@K" fz-desk's owner
  * key, "@C" its collaboration code, "@I" its open assistance request.
  *
  * What the relay sends back is checked too: every text message must
- * parse as a control message of its direction (docs/protocol.md), and
- * nothing may follow a close frame.  After the steps both clients hang
- * up; the connections, the sessions and the store rows they made must all
- * be gone before the next input, so inputs do not depend on each other
- * and LeakSanitizer sees every leak.
+ * parse as a control message of its direction (docs/protocol.md); the
+ * relay's close carries the close code of the error sent just before it,
+ * or 1000/1001, and nothing follows it.  (lws answers a WebSocket
+ * protocol error with a close of its own, and 4.1.6 lets writes follow
+ * that one; the driver checks only that the relay was not refusing the
+ * connection at that moment, or its refusal would be lost.)  After the
+ * steps every client hangs up; the connections and sessions must be gone
+ * and the store is put back (permissions, open assistance requests)
+ * before the next input, so inputs do not depend on each other and
+ * LeakSanitizer sees every leak.  The relay runs with small bounds
+ * (FZ_MAX_MESSAGE and below) so that short inputs pass them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,7 +67,6 @@
 #include "protocol/proto_token.h"
 #include "relay/relay.h"
 #include "relay/relay_assist.h"
-#include "relay/relay_clock.h"
 #include "relay/relay_conn.h"
 #include "relay/relay_log.h"
 #include "relay/relay_loop.h"
@@ -112,8 +117,6 @@ static int fz_nclients;
 static int fz_http = -1; /* index of the HTTP client, if opened */
 static bool fz_trace; /* ASP_FUZZ_TRACE=1: print what the relay sends */
 
-/* ---- the relay, as relay_main.c sets it up, without a listener ----- */
-
 static void fz_die(const char *what)
 {
 	fprintf(stderr, "fuzz_relay: %s\n", what);
@@ -128,6 +131,8 @@ static int fz_rm(const char *path, const struct stat *st, int flag,
 	(void)ftw;
 	return remove(path);
 }
+
+/* ---- the relay, as relay_main.c sets it up, without a listener ----- */
 
 /* The permissions each input starts with. */
 static const struct fz_perm {
