@@ -522,6 +522,77 @@ static void bench_split_child(struct bench_opts *o, struct bench_cfg cfg,
 	_exit(bench_write_all(sy->up, &w->t, sizeof(w->t)) ? 2 : 0);
 }
 
+/* The parent's ends of its children's pipes (-1: that child is missing). */
+struct bench_split {
+	int up[BENCH_PROCS_MAX], down[BENCH_PROCS_MAX];
+	pid_t pid[BENCH_PROCS_MAX];
+};
+
+/* Forks child k with its pipes; a child that cannot be had stays -1. */
+static void bench_split_spawn(struct bench_opts *o, const struct bench_cfg *cfg,
+			      struct bench_window *w, struct bench_split *sp,
+			      int k)
+{
+	int pu[2] = { -1, -1 }, pd[2] = { -1, -1 };
+
+	sp->pid[k] = -1;
+	sp->up[k] = sp->down[k] = -1;
+	if (pipe2(pu, O_CLOEXEC) || pipe2(pd, O_CLOEXEC)) {
+		fprintf(stderr, "asp-bench: pipe: %s\n", strerror(errno));
+		close(pu[0]), close(pu[1]);
+		return;
+	}
+	fflush(NULL);
+	sp->pid[k] = fork();
+	if (sp->pid[k] == 0) {
+		struct bench_sync sy = { .up = pu[1], .down = pd[0] };
+
+		close(pu[0]);
+		close(pd[1]);
+		for (int j = 0; j < k; j++)
+			close(sp->up[j]), close(sp->down[j]);
+		bench_split_child(o, *cfg, w, k, &sy);
+	}
+	close(pu[1]);
+	close(pd[0]);
+	if (sp->pid[k] < 0) {
+		fprintf(stderr, "asp-bench: fork: %s\n", strerror(errno));
+		close(pu[0]), close(pd[1]);
+		return;
+	}
+	sp->up[k] = pu[0];
+	sp->down[k] = pd[1];
+}
+
+/* Child k's tally into w; a child that did not report counts its
+ * sessions as failed.  Reaps the child. */
+static void bench_split_gather(const struct bench_opts *o,
+			       const struct bench_cfg *cfg,
+			       struct bench_window *w, struct bench_split *sp,
+			       int k, int64_t until)
+{
+	static struct bench_tally t;
+
+	if (sp->up[k] >= 0 &&
+	    !bench_read_all(sp->up[k], &t, sizeof(t), until)) {
+		t.ready = 0; /* counted when the child said so */
+		bench_tally_add(&w->t, &t);
+	} else {
+		struct bench_cfg c = *cfg;
+
+		bench_share(&c, k, o->procs);
+		w->t.n += c.sessions;
+		w->t.failed += c.sessions;
+		if (!w->t.first_error[0])
+			snprintf(w->t.first_error, sizeof(w->t.first_error),
+				 "generator process %d did not report", k);
+	}
+	close(sp->up[k]);
+	close(sp->down[k]);
+	if (sp->pid[k] > 0)
+		waitpid(sp->pid[k], NULL, 0);
+}
+
 /* The window over o->procs generator processes, each with its share of
  * the sessions (and its own fd limit): they connect, the parent waits
  * for all of them, then starts them at once and samples the peer over
@@ -530,51 +601,19 @@ static void bench_window_split(struct bench_opts *o,
 			       const struct bench_cfg *cfg,
 			       struct bench_window *w)
 {
-	int np = o->procs, up[BENCH_PROCS_MAX], down[BENCH_PROCS_MAX];
-	pid_t pid[BENCH_PROCS_MAX];
+	static struct bench_split sp;
 	int64_t until;
 	char go = 'g';
 
 	memset(&w->t, 0, sizeof(w->t));
-	for (int k = 0; k < np; k++) {
-		int pu[2] = { -1, -1 }, pd[2] = { -1, -1 };
-
-		pid[k] = -1;
-		up[k] = down[k] = -1;
-		if (pipe2(pu, O_CLOEXEC) || pipe2(pd, O_CLOEXEC)) {
-			fprintf(stderr, "asp-bench: pipe: %s\n",
-				strerror(errno));
-			close(pu[0]), close(pu[1]);
-			continue;
-		}
-		fflush(NULL);
-		pid[k] = fork();
-		if (pid[k] == 0) {
-			struct bench_sync sy = { .up = pu[1], .down = pd[0] };
-
-			close(pu[0]);
-			close(pd[1]);
-			for (int j = 0; j < k; j++)
-				close(up[j]), close(down[j]);
-			bench_split_child(o, *cfg, w, k, &sy);
-		}
-		close(pu[1]);
-		close(pd[0]);
-		up[k] = pu[0];
-		down[k] = pd[1];
-		if (pid[k] < 0) {
-			fprintf(stderr, "asp-bench: fork: %s\n",
-				strerror(errno));
-			close(up[k]), close(down[k]);
-			up[k] = down[k] = -1;
-		}
-	}
+	for (int k = 0; k < o->procs; k++)
+		bench_split_spawn(o, cfg, w, &sp, k);
 	until = bench_mono_us() + w->setup_us + 5000000;
-	for (int k = 0; k < np; k++) {
+	for (int k = 0; k < o->procs; k++) {
 		int ready = 0;
 
-		if (up[k] >= 0 &&
-		    bench_read_all(up[k], &ready, sizeof(ready), until))
+		if (sp.up[k] >= 0 &&
+		    bench_read_all(sp.up[k], &ready, sizeof(ready), until))
 			ready = 0;
 		w->t.ready += ready;
 	}
@@ -585,37 +624,16 @@ static void bench_window_split(struct bench_opts *o,
 	}
 	w->have_m = o->metrics_port > 0 &&
 		    !bench_metrics_read(o->metrics_port, &w->ma);
-	for (int k = 0; k < np; k++)
-		if (down[k] >= 0 && bench_write_all(down[k], &go, 1))
+	for (int k = 0; k < o->procs; k++)
+		if (sp.down[k] >= 0 && bench_write_all(sp.down[k], &go, 1))
 			fprintf(stderr, "asp-bench: generator %d is gone\n", k);
 	usleep((useconds_t)(o->warmup * 1e6));
 	bench_snap_take(o, &w->a);
 	usleep((useconds_t)(o->seconds * 1e6));
 	bench_snap_take(o, &w->b);
 	until = bench_mono_us() + 60 * 1000000;
-	for (int k = 0; k < np; k++) {
-		struct bench_tally t;
-
-		if (up[k] >= 0 && !bench_read_all(up[k], &t, sizeof(t), until)) {
-			t.ready = 0; /* counted above */
-			bench_tally_add(&w->t, &t);
-		} else {
-			struct bench_cfg c = *cfg;
-
-			bench_share(&c, k, np);
-			w->t.n += c.sessions;
-			w->t.failed += c.sessions;
-			if (!w->t.first_error[0])
-				snprintf(w->t.first_error,
-					 sizeof(w->t.first_error),
-					 "generator process %d did not report",
-					 k);
-		}
-		close(up[k]);
-		close(down[k]);
-		if (pid[k] > 0)
-			waitpid(pid[k], NULL, 0);
-	}
+	for (int k = 0; k < o->procs; k++)
+		bench_split_gather(o, cfg, w, &sp, k, until);
 	if (w->have_m)
 		w->have_m = !bench_metrics_read(o->metrics_port, &w->mb);
 }
