@@ -223,10 +223,10 @@ stop "$V_PID"
 SCALE="--mode scale --steps $STEPS --fps 5 --size 4K --seconds 3 --warmup 1 --input-hz 1 --procs $PROCS --fail-p99-ms 50"
 say "scale: steps $STEPS sessions, half idle, half at 5 fps x 4 KiB (a step fails above p99 50 ms), relay then uws, generator in $PROCS processes"
 start_relay relay-scale; C_PID=$PID; C_PORT=$PORT
-BT=400 B scale --target relay --port "$C_PORT" --pid "$C_PID" --data "$OUT/var-relay-scale" $SCALE
+BT=600 B scale --target relay --port "$C_PORT" --pid "$C_PID" --data "$OUT/var-relay-scale" $SCALE
 stop "$C_PID"
 start uws-scale node bench/peers/uws-relay.mjs; W_PID=$PID; W_PORT=$PORT
-BT=400 B scale --target uws --port "$W_PORT" --pid "$W_PID" $SCALE
+BT=600 B scale --target uws --port "$W_PORT" --pid "$W_PID" $SCALE
 stop "$W_PID"
 
 sed -i "s/}\$/,\"load_end\":\"$(loadavg)\",\"ended\":\"$(date -u +%FT%TZ)\"}/" "$OUT/env.json"
