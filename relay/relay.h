@@ -21,6 +21,7 @@
 #include "protocol/proto_error.h"
 #include "protocol/proto_media.h"
 #include "protocol/proto_token.h"
+#include "relay/relay_config.h"
 #include "relay/relay_frame.h"
 #include "relay/relay_map.h"
 #include "relay/relay_queue.h"
@@ -34,22 +35,6 @@ struct lws_vhost;
 #define RELAY_NAME_MAX 64
 #define RELAY_OWNER_KEY_LEN 32
 #define RELAY_STREAMS_MAX 8
-
-struct relay_config {
-	char listen_host[64];
-	int listen_port;
-	const char *data_dir;
-	const char *tls_cert;
-	const char *tls_key;
-	const char *web_dir;
-	size_t max_message;       /* largest media message accepted */
-	size_t queue_bytes;       /* per-viewer queue bound */
-	uint32_t queue_msgs;      /* per-viewer queue bound */
-	size_t gop_bytes;         /* keyframe cache bound per session */
-	int stall_secs;           /* close a viewer making no progress */
-	uint32_t keyframe_gap_ms; /* least time between keyframe requests */
-	bool test_clock;          /* allow PUT /api/clock (tests only) */
-};
 
 struct relay_stats {
 	uint64_t bytes_in, msgs_in;
