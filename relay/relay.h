@@ -21,8 +21,11 @@
 #include "protocol/proto_error.h"
 #include "protocol/proto_media.h"
 #include "protocol/proto_token.h"
+#include "relay/relay_audit.h"
+#include "relay/relay_clock.h"
 #include "relay/relay_config.h"
 #include "relay/relay_frame.h"
+#include "relay/relay_log.h"
 #include "relay/relay_map.h"
 #include "relay/relay_queue.h"
 #include "relay/relay_store.h"
@@ -164,22 +167,5 @@ struct relay {
 	bool stopping;
 	bool trim_pending;        /* a session ended: give memory back */
 };
-
-/* Wall clock in microseconds since the Unix epoch (the capture clock). */
-uint64_t relay_now_us(void);
-
-/* The relay's clock for tokens, expiry and the audit log: unix seconds,
- * plus the offset tests may inject (--test-clock). */
-int64_t relay_clock_s(const struct relay *r);
-
-/* Appends an audit event (actor, event, desktop, detail); a store
- * failure is logged, never fatal. */
-void relay_audit(struct relay *r, const char *actor, const char *event,
-		 const char *desktop, const char *detail);
-
-/* One log line on stderr: time, event and detail; never payloads, codes
- * or tokens. */
-void relay_log(const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 
 #endif

@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,45 +34,6 @@
 static volatile sig_atomic_t relay_stop_requested;
 static volatile sig_atomic_t relay_reload_requested;
 static struct lws_context *relay_signal_context;
-
-uint64_t relay_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-int64_t relay_clock_s(const struct relay *r)
-{
-	return (int64_t)time(NULL) + r->clock_offset_s;
-}
-
-void relay_audit(struct relay *r, const char *actor, const char *event,
-		 const char *desktop, const char *detail)
-{
-	struct relay_store *st = r->store;
-
-	if (st->ops->audit_append(st, relay_clock_s(r), actor, event, desktop,
-				  detail))
-		relay_log("store-error", "audit: %s", st->ops->why(st));
-}
-
-void relay_log(const char *event, const char *fmt, ...)
-{
-	char when[32];
-	time_t t = time(NULL);
-	struct tm tm;
-	va_list ap;
-
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	fprintf(stderr, "%s %s ", when, event);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static void relay_on_signal(int sig)
 {
