@@ -246,6 +246,7 @@ int main(int argc, char **argv)
 	}
 	if (rc == RELAY_CONFIG_EXIT)
 		return 0;
+	relay_log_set_json(r.cfg.log_json);
 	if (r.cfg.check_only) {
 		printf("asp-relay: settings ok%s%s\n",
 		       r.cfg.config_path ? " in " : "",

@@ -101,6 +101,7 @@ int relay_reload(struct relay *r)
 	}
 	relay_config_free(&r->cfg);
 	r->cfg = fresh;
+	relay_log_set_json(r->cfg.log_json);
 	relay_log("reload", "config=%s tls=%s",
 		  r->cfg.config_path ? r->cfg.config_path : "-",
 		  r->tls ? "reloaded" : "off");

@@ -195,7 +195,7 @@ static void relay_session_drop_code(struct relay_session *s)
 	relay_map_del(&s->relay->by_code, s->code);
 	s->code[0] = '\0';
 	if (st->ops->collab_del(st, s->desktop))
-		relay_log("store-error", "%s", st->ops->why(st));
+		relay_log("store-error", "why=%s", st->ops->why(st));
 }
 
 /* Keeps the code and owner key across restarts. */
@@ -206,7 +206,7 @@ static int relay_session_persist(struct relay_session *s)
 				      s->user);
 
 	if (err)
-		relay_log("store-error", "%s", st->ops->why(st));
+		relay_log("store-error", "why=%s", st->ops->why(st));
 	return err;
 }
 
