@@ -25,6 +25,7 @@
 #include "relay/relay_clock.h"
 #include "relay/relay_config.h"
 #include "relay/relay_frame.h"
+#include "relay/relay_hist.h"
 #include "relay/relay_log.h"
 #include "relay/relay_map.h"
 #include "relay/relay_queue.h"
@@ -50,6 +51,9 @@ struct relay_stats {
 	uint64_t keyframe_requests;
 	uint64_t keyframe_mismatches;
 	uint64_t sessions_created;
+	struct relay_hist forward_us;  /* received whole to written whole */
+	struct relay_hist queue_depth; /* viewer queue length after a push */
+	struct relay_hist join_us;     /* viewer connected to joined */
 };
 
 enum relay_role {
@@ -99,6 +103,8 @@ struct relay_conn {
 
 	/* Health and metrics. */
 	uint64_t last_progress_us; /* last write, or when data began waiting */
+	uint64_t opened_us;        /* the WebSocket opened (wall clock) */
+	uint64_t joined_us;        /* a viewer joined; 0 for hosts */
 	uint64_t ping_sent_us;
 	bool want_ping;
 	double rtt_ms;

@@ -103,6 +103,8 @@ static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 	if (!c->q.count)
 		c->last_progress_us = relay_now_us();
 	relay_queue_push(&c->q, relay_frame_ref(f));
+	if (!c->is_host)
+		relay_hist_add(&c->relay->stats.queue_depth, c->q.count);
 	relay_conn_want_write(c);
 	if (!c->is_host && c->q.bytes > 4 * cfg->queue_bytes)
 		relay_conn_kill_slow(c);
@@ -258,11 +260,16 @@ static int relay_conn_write_head(struct relay_conn *c, struct relay_frame *f)
 		return 0;
 	r->stats.msgs_out++;
 	if (!f->text) {
+		uint64_t now = relay_now_us();
+
 		r->stats.forwarded_bytes += f->len;
 		if (c->session)
 			c->session->forwarded_bytes += f->len;
 		if (f->capture_us)
-			c->last_age_us = relay_now_us() - f->capture_us;
+			c->last_age_us = now - f->capture_us;
+		/* Not the keyframe cache replayed at join, nor a clock step. */
+		if (f->recv_us >= c->joined_us && now >= f->recv_us)
+			relay_hist_add(&r->stats.forward_us, now - f->recv_us);
 	}
 	relay_queue_pop(&c->q);
 	return 0;
@@ -486,6 +493,7 @@ static void relay_conn_media_done(struct relay_conn *c)
 	f->stream = h.stream;
 	f->seq = h.seq;
 	f->capture_us = h.capture_us;
+	f->recv_us = relay_now_us();
 	c->relay->stats.msgs_in++;
 	if (c->state != RELAY_ST_JOINED)
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
@@ -608,6 +616,7 @@ static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 	c->wsi = wsi;
 	c->is_host = host;
 	c->last_progress_us = relay_now_us();
+	c->opened_us = c->last_progress_us;
 	relay_queue_init(&c->q);
 	c->next = r->conns;
 	if (r->conns)

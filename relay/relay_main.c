@@ -182,6 +182,9 @@ static void relay_run(struct relay *r)
 static void relay_init(struct relay *r)
 {
 	memset(r, 0, sizeof(*r));
+	relay_hist_init(&r->stats.forward_us, 4, 20, 1e-6);
+	relay_hist_init(&r->stats.queue_depth, 0, 12, 1);
+	relay_hist_init(&r->stats.join_us, 10, 14, 1e-6);
 	relay_map_init(&r->by_desktop);
 	relay_map_init(&r->by_code);
 	relay_map_init(&r->by_owner);
