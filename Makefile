@@ -89,8 +89,10 @@ $(BUILD)/www:
 	@mkdir -p $(@D)
 	ln -sfn $$(realpath --relative-to=$(@D) relay/www) $@
 
+# The relay's event loop is libev (Debian ships no libev.pc).
+RELAY_LDLIBS := -lev
 $(BUILD)/asp-relay: $(RELAY_OBJ) $(LIBCODEC) $(LIBPROTO)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(RELAY_LDLIBS)
 $(BUILD)/asp-%: $(BUILD)/obj/tools/asp-%.o $(LIBCLIENT) $(LIBCODEC) $(LIBPROTO)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 BENCH_HELPERS := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out bench/asp-%.c,$(wildcard bench/*.c)))

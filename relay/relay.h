@@ -27,6 +27,7 @@
 #include "relay/relay_frame.h"
 #include "relay/relay_hist.h"
 #include "relay/relay_log.h"
+#include "relay/relay_loop.h"
 #include "relay/relay_map.h"
 #include "relay/relay_queue.h"
 #include "relay/relay_store.h"
@@ -34,6 +35,9 @@
 struct lws;
 struct lws_context;
 struct lws_vhost;
+struct relay_loop;
+struct relay_conn_events;
+struct relay_session_assist_hooks;
 
 #define RELAY_DESKTOP_MAX 64
 #define RELAY_NAME_MAX 64
@@ -102,7 +106,12 @@ struct relay_conn {
 	char close_reason[32];
 
 	/* Health and metrics. */
-	uint64_t last_progress_us; /* last write, or when data began waiting */
+	/* Monotonic: the last write, or when data began waiting.  The stall
+	 * timer runs while data waits and re-arms itself lazily, so a write
+	 * costs no timer operation. */
+	uint64_t last_progress_us;
+	struct relay_timer stall_timer;
+	struct relay_timer metrics_timer;
 	uint64_t opened_us;        /* the WebSocket opened (wall clock) */
 	uint64_t joined_us;        /* a viewer joined; 0 for hosts */
 	uint64_t ping_sent_us;
@@ -110,7 +119,6 @@ struct relay_conn {
 	double rtt_ms;
 	uint64_t last_age_us;
 	uint32_t metrics_interval_ms;
-	uint64_t next_report_us;
 };
 
 struct relay_stream_stats {
@@ -159,12 +167,17 @@ struct relay_session {
 struct relay {
 	struct relay_config cfg;
 	struct relay_stats stats;
+	struct relay_loop *loop;
 	struct lws_context *context;
 	struct lws_vhost *vhost;
 	struct relay_map by_desktop;
 	struct relay_map by_code;
 	struct relay_map by_owner;
 	struct relay_store *store;
+	/* The layers above, registered at start-up (relay_session_init,
+	 * relay_assist_init): lower layers reach upper ones only here. */
+	const struct relay_conn_events *conn_events;
+	const struct relay_session_assist_hooks *assist_hooks;
 	uint8_t secret[PROTO_TOKEN_SECRET_LEN];
 	int64_t clock_offset_s;   /* the injectable clock (tests) */
 	struct relay_conn *conns;
