@@ -433,11 +433,12 @@ export class Client {
 
 export class Relay {
   // opts.bin: another asp-relay (an installed one); opts.bare: pass args
-  // alone (no --listen, --data: a --config file says them); opts.cwd.
-  constructor(args, env, { bin: file = bin('asp-relay'), bare = false, cwd } = {}) {
+  // alone (no --listen, --data: a --config file says them); opts.data: the
+  // data directory that file names; opts.cwd.
+  constructor(args, env, { bin: file = bin('asp-relay'), bare = false, data, cwd } = {}) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'asp-e2e-'));
-    this.data = path.join(this.dir, 'data');
-    fs.mkdirSync(this.data);
+    this.data = data ?? path.join(this.dir, 'data');
+    fs.mkdirSync(this.data, { recursive: true });
     this.secret = crypto.randomBytes(SECRET_LEN);
     fs.writeFileSync(path.join(this.data, 'secret'), this.secret, { mode: 0o600 });
     this.bin = file;
@@ -611,7 +612,7 @@ export class Relay {
 }
 
 // Runs body with a fresh relay (opts.args: extra relay arguments, opts.env:
-// extra environment, opts.bin, opts.bare, opts.cwd: see Relay), then tears
+// extra environment, opts.bin, opts.bare, opts.data, opts.cwd: see Relay), then tears
 // everything down and checks the relay's exit.  A body failure is reported
 // with the relay's stderr.
 export async function withRelay(opts, body) {
