@@ -109,6 +109,13 @@ $(BUILD)/tests/test_relay_store: $(BUILD)/obj/tests/unit/test_relay_store.o \
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
 
+$(BUILD)/tests/test_relay_config: $(BUILD)/obj/tests/unit/test_relay_config.o \
+		$(BUILD)/obj/relay/relay_config.o $(BUILD)/obj/relay/relay_hist.o \
+		$(BUILD)/obj/relay/relay_log.o $(BUILD)/obj/relay/relay_alloc.o \
+		$(LIBPROTO)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
+
 # libFuzzer drivers: always clang, always with ASan + UBSan.
 FUZZ_FLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. $(WARN) \
 	-fsanitize=fuzzer,address,undefined $(shell pkg-config --cflags $(PKGS))
