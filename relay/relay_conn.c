@@ -501,7 +501,7 @@ static void relay_conn_media_done(struct relay_conn *c)
 	f->stream = h.stream;
 	f->seq = h.seq;
 	f->capture_us = h.capture_us;
-	f->recv_us = relay_now_us();
+	f->recv_us = relay_loop_now_us(c->relay->loop);
 	c->relay->stats.msgs_in++;
 	if (c->state != RELAY_ST_JOINED)
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);

@@ -116,8 +116,8 @@ char *relay_http_metrics_text(const struct relay *r, size_t *len)
 				 proto_err_info(e)->code,
 				 (unsigned long long)st->refusals[e]);
 	relay_metric_hist(&b, "asp_forward_latency_seconds",
-			  "From a message received whole to written whole to "
-			  "each peer.", &st->forward_us);
+			  "From the loop turn a message arrived in to its "
+			  "last byte written, per peer.", &st->forward_us);
 	relay_metric_hist(&b, "asp_viewer_queue_depth_messages",
 			  "A viewer's send queue, in messages, after each "
 			  "message queued.", &st->queue_depth);

@@ -45,6 +45,11 @@ void *relay_loop_native(struct relay_loop *l)
 	return l->ev;
 }
 
+uint64_t relay_loop_now_us(struct relay_loop *l)
+{
+	return (uint64_t)(ev_now(l->ev) * 1e6);
+}
+
 static void relay_loop_signal_cb(struct ev_loop *ev, ev_signal *w, int revents)
 {
 	struct relay_signal *s = (struct relay_signal *)w;
