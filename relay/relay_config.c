@@ -445,10 +445,14 @@ static int relay_config_flags(struct relay_config *cfg, bool apply,
 		if (o == 'h')
 			o = RELAY_OPT_BASE + (int)RELAY_NOPTS - 1;
 		if (o == '?' || o == ':') {
+			char shortopt[3] = { '-', (char)optopt, '\0' };
+
 			relay_why(why, whylen, "%s option %s",
 				  o == ':' ? "a value is missing for"
 					   : "unknown",
-				  cfg->argv[optind - 1]);
+				  optopt > 0 && optopt < RELAY_OPT_BASE
+					  ? shortopt
+					  : cfg->argv[optind - 1]);
 			return RELAY_CONFIG_ERROR;
 		}
 		opt = &RELAY_OPTS[o - RELAY_OPT_BASE];
