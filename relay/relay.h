@@ -101,6 +101,7 @@ struct relay_conn {
 	struct relay_queue q;
 	bool skip_video;        /* dropped video: wait for a keyframe */
 	bool slow;              /* being closed for not keeping up */
+	bool write_failed;      /* a direct write failed: close next turn */
 	uint64_t dropped;
 	int close_code;
 	char close_reason[32];
@@ -112,7 +113,7 @@ struct relay_conn {
 	uint64_t last_progress_us;
 	struct relay_timer stall_timer;
 	struct relay_timer metrics_timer;
-	uint64_t opened_us;        /* the WebSocket opened (wall clock) */
+	uint64_t opened_us;        /* the WebSocket opened (turn wall clock) */
 	uint64_t joined_us;        /* a viewer joined; 0 for hosts */
 	uint64_t ping_sent_us;
 	bool want_ping;

@@ -40,11 +40,6 @@ struct relay_loop *relay_loop_new(void);
 /* The libev loop itself, for lws's info.foreign_loops. */
 void *relay_loop_native(struct relay_loop *l);
 
-/* Wall-clock microseconds when this loop turn began (libev's ev_now):
- * no clock read, so stamps taken once per message cost nothing.  A
- * clock read (clock_gettime) measured 78 ns here. */
-uint64_t relay_loop_now_us(struct relay_loop *l);
-
 /* Calls cb(signum, arg) on the loop's thread when signum arrives (at most
  * four signals per loop).  Returns 0 or -ENOSPC. */
 int relay_loop_on_signal(struct relay_loop *l, int signum,

@@ -547,7 +547,7 @@ void relay_session_attach_viewer(struct relay_session *s, struct relay_conn *c,
 	c->session = s;
 	c->role = role;
 	c->state = RELAY_ST_JOINED;
-	c->joined_us = relay_now_us();
+	c->joined_us = relay_turn_now_us();
 	relay_hist_add(&s->relay->stats.join_us, c->joined_us - c->opened_us);
 	if (role == RELAY_ROLE_OWNER) {
 		s->owner = c;
