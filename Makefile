@@ -76,9 +76,15 @@ $(LIBCLIENT): $(CLIENT_OBJ)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-# The version /metrics and --version report.
+# The version /metrics and --version report.  The revision is kept in a
+# file rewritten only when it changes, so a new commit rebuilds the one
+# object that holds it and nothing else.
 VERSION := 0.1.0
 REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+REVISION_FILE := $(BUILD)/revision
+$(shell mkdir -p $(BUILD) && { [ "$$(cat $(REVISION_FILE) 2>/dev/null)" = "$(REVISION)" ] || \
+	echo "$(REVISION)" >$(REVISION_FILE); })
+$(BUILD)/obj/relay/relay_config.o: $(REVISION_FILE)
 $(BUILD)/obj/relay/relay_config.o: ALL_CFLAGS += -DASP_VERSION='"$(VERSION)"' \
 	-DASP_REVISION='"$(REVISION)"'
 

@@ -117,7 +117,7 @@ char *relay_http_metrics_text(const struct relay *r, size_t *len)
 				 (unsigned long long)st->refusals[e]);
 	relay_metric_hist(&b, "asp_forward_latency_seconds",
 			  "From the loop turn a message arrived in to the turn its "
-			  "last byte written, per peer.", &st->forward_us);
+			  "last byte was written, per peer.", &st->forward_us);
 	relay_metric_hist(&b, "asp_viewer_queue_depth_messages",
 			  "A viewer's send queue, in messages, after each "
 			  "message queued.", &st->queue_depth);
