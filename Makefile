@@ -171,7 +171,7 @@ SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
 	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g' \
 	-e 's|@VERSION@|$(VERSION)|g'
 
-install: all
+install: $(BUILD)/asp-relay $(INSTALLED_TOOLS:%=$(BUILD)/%)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/www \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(SYSCONFDIR)/asp-relay $(DESTDIR)$(UNITDIR)
