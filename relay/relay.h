@@ -55,7 +55,7 @@ struct relay_stats {
 	uint64_t keyframe_requests;
 	uint64_t keyframe_mismatches;
 	uint64_t sessions_created;
-	struct relay_hist forward_us;  /* received whole to written whole */
+	struct relay_hist forward_us;  /* turn received to turn written */
 	struct relay_hist queue_depth; /* viewer queue length after a push */
 	struct relay_hist join_us;     /* viewer connected to joined */
 };

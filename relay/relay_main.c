@@ -4,10 +4,10 @@
  * Loads the settings (relay_config), opens the data directory, creates
  * the event loop (relay_loop) and the lws context on it (relay_server),
  * and runs until SIGINT or SIGTERM; SIGHUP reloads (relay_reload).
- * Shutdown closes every WebSocket with 1001
- * (going away), waits briefly for the close frames to go out, and frees
- * everything, so a sanitizer run ends with no leak.  This file only wires
- * modules together; nothing calls into it.
+ * Shutdown closes every WebSocket with 1001 (going away), waits briefly
+ * for the close frames to go out, and frees everything, so a sanitizer
+ * run ends with no leak.  This file only wires modules together; nothing
+ * calls into it.
  */
 #include <errno.h>
 #include <malloc.h>
