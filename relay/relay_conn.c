@@ -139,6 +139,8 @@ static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 					  relay_conn_stall_us(c->relay));
 	}
 	relay_queue_push(&c->q, relay_frame_ref(f));
+	if (!c->is_host)
+		relay_hist_add(&c->relay->stats.queue_depth, c->q.count);
 	if (c->q.count == 1)
 		relay_conn_write_now(c);
 	else
@@ -296,11 +298,16 @@ static int relay_conn_write_head(struct relay_conn *c, struct relay_frame *f)
 		return 0;
 	r->stats.msgs_out++;
 	if (!f->text) {
+		uint64_t now = relay_turn_now_us();
+
 		r->stats.forwarded_bytes += f->len;
 		if (c->session)
 			c->session->forwarded_bytes += f->len;
 		if (f->capture_us)
-			c->last_age_us = relay_turn_now_us() - f->capture_us;
+			c->last_age_us = now - f->capture_us;
+		/* Not the keyframe cache replayed at join, nor a clock step. */
+		if (f->recv_us >= c->joined_us && now >= f->recv_us)
+			relay_hist_add(&r->stats.forward_us, now - f->recv_us);
 	}
 	relay_queue_pop(&c->q);
 	return 0;
@@ -527,6 +534,7 @@ static void relay_conn_media_done(struct relay_conn *c)
 	f->stream = h.stream;
 	f->seq = h.seq;
 	f->capture_us = h.capture_us;
+	f->recv_us = relay_turn_now_us();
 	c->relay->stats.msgs_in++;
 	if (c->state != RELAY_ST_JOINED)
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
@@ -650,6 +658,7 @@ static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 	c->wsi = wsi;
 	c->is_host = host;
 	c->last_progress_us = relay_turn_mono_us();
+	c->opened_us = relay_turn_now_us();
 	relay_timer_init(&c->stall_timer, r->loop, relay_conn_stall_check);
 	relay_timer_init(&c->metrics_timer, r->loop, relay_conn_metrics_due);
 	relay_queue_init(&c->q);

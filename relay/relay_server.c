@@ -31,6 +31,18 @@ static const lws_retry_bo_t relay_retry = {
 	.secs_since_valid_hangup = 30,
 };
 
+/* lws's error lines join the relay's log, so --log-format json stays one
+ * JSON object per line. */
+static void relay_server_lws_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	(void)level;
+	while (n && (line[n - 1] == '\n' || line[n - 1] == ' '))
+		n--;
+	relay_log("lws-error", "why=%.*s", (int)n, line);
+}
+
 int relay_server_start(struct relay *r, struct relay_loop *l)
 {
 	struct lws_context_creation_info info;
@@ -56,7 +68,7 @@ int relay_server_start(struct relay *r, struct relay_loop *l)
 		r->tls = true;
 	}
 	r->loop = l;
-	lws_set_log_level(LLL_ERR, NULL);
+	lws_set_log_level(LLL_ERR, relay_server_lws_log);
 	r->context = lws_create_context(&info);
 	if (!r->context)
 		return -1;
