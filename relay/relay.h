@@ -112,6 +112,9 @@ struct relay_conn {
 	 * costs no timer operation. */
 	uint64_t last_progress_us;
 	struct relay_timer stall_timer;
+	/* Monotonic: when the peer last sent anything (keepalive). */
+	uint64_t last_rx_us;
+	struct relay_timer keepalive_timer;
 	struct relay_timer metrics_timer;
 	uint64_t opened_us;        /* the WebSocket opened (turn wall clock) */
 	uint64_t joined_us;        /* a viewer joined; 0 for hosts */

@@ -65,6 +65,9 @@ void relay_config_usage(FILE *to)
 "  --gop-bytes SIZE     keyframe cache bound per session (default 8M)\n"
 "  --stall-timeout S    close a viewer that reads nothing for S seconds while\n"
 "                       data waits for it (default 30)\n"
+"  --keepalive S        drop a peer that sends nothing (not even a pong) for\n"
+"                       S seconds; it is pinged after two thirds of that\n"
+"                       (default 30)\n"
 "  --keyframe-gap MS    least time between keyframe requests to a host\n"
 "                       (default 1000)\n"
 "  --log-format FORMAT  text (default): one line per event; json: one JSON\n"
@@ -193,6 +196,16 @@ static int relay_set_stall(struct relay_config *cfg, const char *s)
 	return 0;
 }
 
+static int relay_set_keepalive(struct relay_config *cfg, const char *s)
+{
+	size_t v;
+
+	if (relay_parse_size(s, &v) || v < 3 || v > 3600)
+		return -1;
+	cfg->keepalive_secs = (int)v;
+	return 0;
+}
+
 static int relay_set_keyframe_gap(struct relay_config *cfg, const char *s)
 {
 	size_t v;
@@ -262,6 +275,7 @@ static const struct relay_opt RELAY_OPTS[] = {
 	{ "queue-msgs", true, RELAY_OPT_BOTH, relay_set_queue_msgs },
 	{ "gop-bytes", true, RELAY_OPT_BOTH, relay_set_gop_bytes },
 	{ "stall-timeout", true, RELAY_OPT_BOTH, relay_set_stall },
+	{ "keepalive", true, RELAY_OPT_BOTH, relay_set_keepalive },
 	{ "keyframe-gap", true, RELAY_OPT_BOTH, relay_set_keyframe_gap },
 	{ "log-format", true, RELAY_OPT_BOTH, relay_set_log_format },
 	{ "test-clock", false, RELAY_OPT_BOTH, relay_set_test_clock },
@@ -406,6 +420,7 @@ static void relay_config_defaults(struct relay_config *cfg, int argc,
 	cfg->queue_msgs = 1024;
 	cfg->gop_bytes = 8u << 20;
 	cfg->stall_secs = 30;
+	cfg->keepalive_secs = 30;
 	cfg->keyframe_gap_ms = 1000;
 	cfg->argc = argc;
 	cfg->argv = argv;

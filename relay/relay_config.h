@@ -34,6 +34,7 @@ struct relay_config {
 	uint32_t queue_msgs;      /* per-viewer queue bound */
 	size_t gop_bytes;         /* keyframe cache bound per session */
 	int stall_secs;           /* close a viewer making no progress */
+	int keepalive_secs;       /* drop a peer silent this long */
 	uint32_t keyframe_gap_ms; /* least time between keyframe requests */
 	bool test_clock;          /* allow PUT /api/clock (tests only) */
 	bool log_json;            /* --log-format json */
