@@ -19,8 +19,6 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
-
 #include "relay/relay.h"
 #include "relay/relay_alloc.h"
 #include "relay/relay_assist.h"
@@ -145,31 +143,6 @@ static void relay_run(struct relay *r)
 	relay_timer_stop(&stopper.timer);
 }
 
-static void relay_init(struct relay *r)
-{
-	memset(r, 0, sizeof(*r));
-	relay_hist_init(&r->stats.forward_us, 4, 20, 1e-6);
-	relay_hist_init(&r->stats.queue_depth, 0, 12, 1);
-	relay_hist_init(&r->stats.join_us, 10, 14, 1e-6);
-	relay_map_init(&r->by_desktop);
-	relay_map_init(&r->by_code);
-	relay_map_init(&r->by_owner);
-	relay_session_init(r);
-	relay_assist_init(r);
-}
-
-static void relay_fini(struct relay *r)
-{
-	relay_session_free_all(r);
-	relay_map_free(&r->by_desktop);
-	relay_map_free(&r->by_code);
-	relay_map_free(&r->by_owner);
-	if (r->store)
-		r->store->ops->close(r->store);
-	OPENSSL_cleanse(r->secret, sizeof(r->secret));
-	relay_config_free(&r->cfg);
-}
-
 /* The data directory: the signing secret, the store, and the sessions
  * the store remembers. */
 static int relay_open_data(struct relay *r)
@@ -208,7 +181,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	relay_alloc_tune();
-	relay_init(&r);
+	relay_server_init(&r);
 	rc = relay_config_load(&r.cfg, argc, argv, why, sizeof(why));
 	if (rc == RELAY_CONFIG_ERROR) {
 		fprintf(stderr, "asp-relay: %s\n(asp-relay --help for usage)\n",
@@ -248,6 +221,6 @@ out_server:
 	relay_server_stop(&r);
 	relay_loop_free(r.loop);
 out:
-	relay_fini(&r);
+	relay_server_free(&r);
 	return rc;
 }

@@ -5,10 +5,38 @@
 #include "relay/relay_server.h"
 
 #include <libwebsockets.h>
+#include <openssl/crypto.h>
 #include <string.h>
 
+#include "relay/relay_assist.h"
 #include "relay/relay_conn.h"
 #include "relay/relay_http.h"
+#include "relay/relay_session.h"
+
+void relay_server_init(struct relay *r)
+{
+	memset(r, 0, sizeof(*r));
+	relay_hist_init(&r->stats.forward_us, 4, 20, 1e-6);
+	relay_hist_init(&r->stats.queue_depth, 0, 12, 1);
+	relay_hist_init(&r->stats.join_us, 10, 14, 1e-6);
+	relay_map_init(&r->by_desktop);
+	relay_map_init(&r->by_code);
+	relay_map_init(&r->by_owner);
+	relay_session_init(r);
+	relay_assist_init(r);
+}
+
+void relay_server_free(struct relay *r)
+{
+	relay_session_free_all(r);
+	relay_map_free(&r->by_desktop);
+	relay_map_free(&r->by_code);
+	relay_map_free(&r->by_owner);
+	if (r->store)
+		r->store->ops->close(r->store);
+	OPENSSL_cleanse(r->secret, sizeof(r->secret));
+	relay_config_free(&r->cfg);
+}
 
 static const struct lws_protocols relay_protocols[] = {
 	{ "http", relay_http_cb, sizeof(struct relay_http), 0, 0, NULL, 0 },

@@ -13,6 +13,15 @@
 #include "relay/relay.h"
 #include "relay/relay_loop.h"
 
+/* Prepares r before its configuration is loaded: zeroes it, then the
+ * metrics histograms, the session maps and the layers' hooks. */
+void relay_server_init(struct relay *r);
+
+/* Frees what init, the configuration and the data directory made: the
+ * sessions, the maps, the store, the secret (cleansed) and the
+ * configuration's strings.  The context must be stopped first. */
+void relay_server_free(struct relay *r);
+
 /* Creates r->context and r->vhost on loop l, listening where r->cfg says
  * (cfg.listen_port < 0: no listening socket, connections are adopted).
  * Returns 0 or -1 (lws logged why). */

@@ -43,7 +43,7 @@
  * and the store is put back (permissions, open assistance requests)
  * before the next input, so inputs do not depend on each other and
  * LeakSanitizer sees every leak.  The relay runs with small bounds
- * (FZ_MAX_MESSAGE and below) so that short inputs pass them.
+ * (LLVMFuzzerInitialize) so that short inputs pass them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,7 +66,6 @@
 #include "protocol/proto_error.h"
 #include "protocol/proto_token.h"
 #include "relay/relay.h"
-#include "relay/relay_assist.h"
 #include "relay/relay_conn.h"
 #include "relay/relay_log.h"
 #include "relay/relay_loop.h"
@@ -85,8 +84,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * one wait may take (a relay that never goes quiet is a finding). */
 #define FZ_QUIET_TURNS 2
 #define FZ_MAX_TURNS 2000
-/* The largest media message the driven relay accepts. */
-#define FZ_MAX_MESSAGE (64 * 1024)
 /* What the driver keeps of a client's incoming stream. */
 #define FZ_RX_MAX (8u << 20)
 
@@ -220,11 +217,7 @@ static void fz_fini(void)
 		free(fz_clients[i].rx);
 	relay_server_stop(&fz_relay);
 	relay_loop_free(fz_relay.loop);
-	relay_session_free_all(&fz_relay);
-	relay_map_free(&fz_relay.by_desktop);
-	relay_map_free(&fz_relay.by_code);
-	relay_map_free(&fz_relay.by_owner);
-	fz_relay.store->ops->close(fz_relay.store);
+	relay_server_free(&fz_relay);
 	nftw(fz_dir, fz_rm, 8, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -232,6 +225,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct relay *r = &fz_relay;
 	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	/* Small bounds, so that inputs of a few kilobytes reach what lies
+	 * beyond them (too_large, dropped video, a full keyframe cache).
+	 * The configuration borrows argv for good, hence static. */
+	static char *args[] = { "fuzz_relay", "--data", fz_dir, "--web", "relay/www",
+			 "--max-message", "64K", "--queue-bytes", "16K",
+			 "--queue-msgs", "8", "--gop-bytes", "8K",
+			 "--keyframe-gap", "1", NULL };
+	char why[512];
 
 	(void)argc;
 	(void)argv;
@@ -241,22 +242,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(fz_dir, sizeof fz_dir, "%s/asp-fuzz-relay-XXXXXX", base);
 	if (!mkdtemp(fz_dir))
 		fz_die("cannot make a data directory");
+	relay_server_init(r);
+	if (relay_config_load(&r->cfg, (int)(sizeof args / sizeof args[0]) - 1,
+			      args, why, sizeof why) != RELAY_CONFIG_RUN)
+		fz_die(why);
 	r->cfg.listen_port = -1; /* no listener: sockets are adopted */
-	r->cfg.data_dir = fz_dir;
-	r->cfg.web_dir = "relay/www";
-	/* Small bounds, so that inputs of a few kilobytes reach what lies
-	 * beyond them (too_large, dropped video, a full keyframe cache). */
-	r->cfg.max_message = FZ_MAX_MESSAGE;
-	r->cfg.queue_bytes = 16 * 1024;
-	r->cfg.queue_msgs = 8;
-	r->cfg.gop_bytes = 8 * 1024;
-	r->cfg.stall_secs = 30;
-	r->cfg.keyframe_gap_ms = 1;
-	relay_map_init(&r->by_desktop);
-	relay_map_init(&r->by_code);
-	relay_map_init(&r->by_owner);
-	relay_session_init(r);
-	relay_assist_init(r);
 	if (proto_token_secret_load(fz_dir, true, r->secret))
 		fz_die("cannot make a secret");
 	fz_store_open();
