@@ -29,6 +29,7 @@
 struct lws;
 struct lws_context;
 struct lws_vhost;
+struct relay_http;
 
 #define RELAY_DESKTOP_MAX 64
 #define RELAY_NAME_MAX 64
@@ -175,6 +176,7 @@ struct relay {
 	int64_t clock_offset_s;   /* the injectable clock (tests) */
 	struct relay_conn *conns;
 	size_t nconns, nhosts, nviewers;
+	struct relay_http *events;  /* event-stream subscribers (relay_http) */
 	bool tls;
 	bool stopping;
 	bool trim_pending;        /* a session ended: give memory back */

@@ -1,5 +1,6 @@
 /*
- * relay_http: /healthz, /metrics and the static web page.
+ * relay_http: /healthz, /metrics, the static web pages, the admin API
+ * and its event stream.
  *
  * Dynamic answers are rendered whole into a per-request buffer in
  * LWS_CALLBACK_HTTP and written in HTTP_WRITEABLE, as lws wants; they are
@@ -13,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <jansson.h>
 
 #include "relay/relay_admin.h"
 #include "relay/relay_alloc.h"
@@ -154,10 +157,20 @@ static const char *relay_http_mime(const char *name)
 	return "application/octet-stream";
 }
 
+/* Pages with a path of their own; anything else is a file name. */
+static const char *relay_http_page(const char *uri)
+{
+	if (!strcmp(uri, "/"))
+		return "index.html";
+	if (!strcmp(uri, "/admin"))
+		return "admin.html";
+	return uri + 1;
+}
+
 static int relay_http_file(struct lws *wsi, struct relay_http *h,
 			   const struct relay *r, const char *uri)
 {
-	const char *name = strcmp(uri, "/") ? uri + 1 : "index.html";
+	const char *name = relay_http_page(uri);
 	char path[1024];
 	struct stat st;
 
@@ -174,6 +187,128 @@ static int relay_http_file(struct lws *wsi, struct relay_http *h,
 					  10);
 	if (lws_serve_http_file(wsi, path, relay_http_mime(name), NULL, 0) < 0)
 		return -1;
+	return 0;
+}
+
+/* ---- the event stream ---------------------------------------------- */
+
+/* What one subscriber may have waiting: well above a burst of changes,
+ * small enough that a stuck page costs little. */
+#define RELAY_EVENTS_BUF (64 * 1024)
+#define RELAY_EVENTS_PING_US (20 * LWS_USEC_PER_SEC)
+#define RELAY_EVENTS_RESYNC "event: resync\ndata: {}\n\n"
+
+static void relay_http_events_append(struct relay_http *h, const char *text,
+				     size_t n)
+{
+	if (h->ev_len + n > RELAY_EVENTS_BUF) {
+		h->ev_lost = true;
+		return;
+	}
+	memcpy(h->ev_buf + LWS_PRE + h->ev_len, text, n);
+	h->ev_len += n;
+	lws_callback_on_writable(h->wsi);
+}
+
+void relay_http_publish(struct relay *r, const char *event, const char *actor,
+			const char *desktop, const char *detail)
+{
+	json_t *j;
+	char *data, *line;
+
+	if (!r->events)
+		return;
+	j = json_pack("{s:s, s:s, s:s, s:s, s:I}", "event", event, "actor",
+		      actor ? actor : "", "desktop", desktop ? desktop : "",
+		      "detail", detail ? detail : "", "time",
+		      (json_int_t)relay_clock_s(r));
+	data = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!data)
+		return;
+	/* Compact JSON has no newline, so it is one data: line. */
+	line = relay_xmalloc(strlen(data) + 32);
+	sprintf(line, "event: change\ndata: %s\n\n", data);
+	for (struct relay_http *h = r->events; h; h = h->ev_next)
+		relay_http_events_append(h, line, strlen(line));
+	free(line);
+	free(data);
+}
+
+static void relay_http_events_unlink(struct relay *r, struct relay_http *h)
+{
+	if (!h->sse)
+		return;
+	if (h->ev_prev)
+		h->ev_prev->ev_next = h->ev_next;
+	else
+		r->events = h->ev_next;
+	if (h->ev_next)
+		h->ev_next->ev_prev = h->ev_prev;
+	h->sse = false;
+	free(h->ev_buf);
+	h->ev_buf = NULL;
+}
+
+static int relay_http_events_begin(struct lws *wsi, struct relay_http *h)
+{
+	struct relay *r = lws_context_user(lws_get_context(wsi));
+	unsigned char buf[LWS_PRE + 512];
+	unsigned char *start = buf + LWS_PRE, *p = start,
+		      *end = buf + sizeof(buf) - 1;
+	char hello[96];
+	char *out = NULL;
+	unsigned int status;
+
+	status = relay_admin_events_auth(r, h->auth, &out);
+	if (status != 200)
+		return relay_http_respond(wsi, h, status, "application/json",
+					  out, strlen(out));
+	free(out);
+	if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK,
+					"text/event-stream",
+					LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (unsigned char *)"no-store", 8, &p,
+					 end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return 1;
+	/* No more timeouts: the stream lives until the page goes away.
+	 * (lws_http_mark_sse does the same but complains on HTTP/1.) */
+	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+	h->sse = true;
+	h->wsi = wsi;
+	h->ev_buf = relay_xmalloc(LWS_PRE + RELAY_EVENTS_BUF);
+	h->ev_len = 0;
+	h->ev_lost = false;
+	h->ev_prev = NULL;
+	h->ev_next = r->events;
+	if (r->events)
+		r->events->ev_prev = h;
+	r->events = h;
+	snprintf(hello, sizeof(hello), "event: hello\ndata: {\"now\":%lld}\n\n",
+		 (long long)relay_clock_s(r));
+	relay_http_events_append(h, hello, strlen(hello));
+	lws_set_timer_usecs(wsi, RELAY_EVENTS_PING_US);
+	return 0;
+}
+
+/* One write of everything waiting, from the subscriber's own turn. */
+static int relay_http_events_write(struct lws *wsi, struct relay_http *h)
+{
+	size_t n = h->ev_len;
+
+	if (!n)
+		return 0;
+	h->ev_len = 0;
+	if (lws_write(wsi, (unsigned char *)h->ev_buf + LWS_PRE, n,
+		      LWS_WRITE_HTTP) < 0)
+		return -1;
+	if (h->ev_lost) {
+		h->ev_lost = false;
+		relay_http_events_append(h, RELAY_EVENTS_RESYNC,
+					 strlen(RELAY_EVENTS_RESYNC));
+	}
 	return 0;
 }
 
@@ -247,6 +382,10 @@ static int relay_http_api_begin(struct lws *wsi, struct relay_http *h,
 	h->req_body = NULL;
 	h->req_len = 0;
 	h->too_large = false;
+	if (!strcmp(h->path, "/events") && h->method == RELAY_HTTP_GET) {
+		h->api = false;
+		return relay_http_events_begin(wsi, h);
+	}
 	if (relay_http_content_length(wsi) > 0)
 		return 0; /* the answer waits for HTTP_BODY_COMPLETION */
 	return relay_http_api_answer(wsi, h);
@@ -321,10 +460,20 @@ int relay_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 			return relay_http_api_answer(wsi, h);
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (h->sse)
+			return relay_http_events_write(wsi, h);
 		return relay_http_write_body(wsi, h);
+	case LWS_CALLBACK_TIMER:
+		if (h && h->sse) {
+			relay_http_events_append(h, ": ping\n\n", 8);
+			lws_set_timer_usecs(wsi, RELAY_EVENTS_PING_US);
+		}
+		return 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (h) {
+			relay_http_events_unlink(
+				lws_context_user(lws_get_context(wsi)), h);
 			free(h->body);
 			free(h->req_body);
 			h->body = NULL;

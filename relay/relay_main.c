@@ -60,6 +60,7 @@ void relay_audit(struct relay *r, const char *actor, const char *event,
 	if (st->ops->audit_append(st, relay_clock_s(r), actor, event, desktop,
 				  detail))
 		relay_log("store-error", "audit: %s", st->ops->why(st));
+	relay_http_publish(r, event, actor, desktop, detail);
 }
 
 void relay_log(const char *event, const char *fmt, ...)

@@ -10,6 +10,7 @@ import { KIND, inputMessage, parseMedia } from './media.js';
 import { VideoPlayer } from './video.js';
 import { AudioPlayer } from './audio.js';
 import { InputCapture } from './input.js';
+import { openJoinForm } from './home.js';
 
 const $ = (id) => document.getElementById(id);
 const METRICS_INTERVAL_MS = 1000;
@@ -50,6 +51,7 @@ function showJoin(error) {
   $('join-status').textContent = '';
   $('join-error').hidden = !error;
   $('join-error').textContent = error || '';
+  if (error) openJoinForm();
   setMenu(false);
   setControl(false);
   if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
