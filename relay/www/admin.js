@@ -9,7 +9,7 @@ import { Viewer } from './viewer.js';
 import { $, api, readFragment, storedToken, timeLeft, toast } from './ui.js';
 
 const TOKEN_KEY = 'asp.admin';
-const AUDIT_PAGE = 20;
+const AUDIT_PAGE = 10;
 const RECONNECT_MS = 2000;
 const STATE_WORDS = {
   pending: 'Waiting for an administrator',
