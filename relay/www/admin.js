@@ -312,7 +312,7 @@ function openView(r) {
       closed: (why) => { if (why) closeView(why); },
     },
   });
-  $('screen').focus();
+  $('h-view').focus();
 }
 
 function closeView(why) {
