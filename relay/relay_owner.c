@@ -29,13 +29,7 @@ void relay_owner_tell(struct relay_session *s, char *json)
 void relay_owner_notify(struct relay_session *s, const char *event,
 			const char *message, const char *name)
 {
-	if (name)
-		relay_owner_tell(s, proto_ctrl_build(PROTO_MSG_NOTIFY,
-			"{s:s, s:s, s:s}", "event", event, "message", message,
-			"name", name));
-	else
-		relay_owner_tell(s, proto_ctrl_build(PROTO_MSG_NOTIFY,
-			"{s:s, s:s}", "event", event, "message", message));
+	relay_owner_tell(s, relay_session_notify_json(event, message, name));
 }
 
 const char *relay_owner_via(const struct relay_conn *c)

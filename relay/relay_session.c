@@ -28,18 +28,23 @@
 /* Input waiting for the host beyond this pauses the senders. */
 #define RELAY_HOST_INPUT_CAP (1u << 20)
 
+char *relay_session_notify_json(const char *event, const char *message,
+				const char *name)
+{
+	if (name)
+		return proto_ctrl_build(PROTO_MSG_NOTIFY, "{s:s, s:s, s:s}",
+					"event", event, "message", message,
+					"name", name);
+	return proto_ctrl_build(PROTO_MSG_NOTIFY, "{s:s, s:s}", "event", event,
+				"message", message);
+}
+
 void relay_session_notify(struct relay_conn *c, const char *event,
 			 const char *message, const char *name)
 {
-	if (!c)
-		return;
-	if (name)
-		relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_NOTIFY,
-			"{s:s, s:s, s:s}", "event", event, "message", message,
-			"name", name));
-	else
-		relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_NOTIFY,
-			"{s:s, s:s}", "event", event, "message", message));
+	if (c)
+		relay_conn_send_json(c, relay_session_notify_json(event, message,
+								  name));
 }
 
 static json_t *relay_stream_video_json(const struct relay_session *s)

@@ -52,6 +52,10 @@ enum relay_perm {
 int relay_session_permitted(struct relay *r, const char *user,
 			    enum relay_perm perm);
 
+/* Builds a notification {"type":"notify"} (name may be NULL). */
+char *relay_session_notify_json(const char *event, const char *message,
+				const char *name);
+
 /* Sends a notification {"type":"notify"} to c (NULL is ignored). */
 void relay_session_notify(struct relay_conn *c, const char *event,
 			  const char *message, const char *name);

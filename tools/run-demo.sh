@@ -66,7 +66,7 @@ cat <<EOT
   Collaboration code:  ${code:-(the demo host did not start: see $tmp/host.out)}
 
   Watch it in a browser:   $http/#token=$guest_token
-                           (type the code, then Join Now)
+                           (the Shared Collaboration icon, the code, then Join Now)
   Or natively:             $BUILD/asp-view --relay $url --token $guest_token --code ${code:-CODE}
   As the desktop's owner:  ${owner_link:-(no owner link: see $tmp/host.out)}
                            (the desktop's own client, with the floating ball)

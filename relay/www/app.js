@@ -11,11 +11,11 @@ import { VideoPlayer } from './video.js';
 import { AudioPlayer } from './audio.js';
 import { InputCapture } from './input.js';
 import { openJoinForm } from './home.js';
+import { makeDraggable, toast } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
 const METRICS_INTERVAL_MS = 1000;
 const LEAVE_WAIT_MS = 3000;
-const TOAST_MS = 5000;
 
 const CLOSE_MESSAGES = {
   1001: 'The relay is going away (restarting or shutting down). Join again in a moment.',
@@ -36,14 +36,6 @@ let session = null;
 const input = new InputCapture($('screen'), (fields) => session?.sendInput(fields));
 
 // ---- small UI helpers -------------------------------------------------
-
-function toast(text, kind = 'info') {
-  const el = document.createElement('div');
-  el.className = `toast ${kind}`;
-  el.textContent = text;
-  $('toasts').append(el);
-  setTimeout(() => el.remove(), TOAST_MS);
-}
 
 function showJoin(error) {
   $('watch-view').hidden = true;
@@ -249,27 +241,6 @@ function renderMetrics() {
 function setMenu(open) {
   $('ball-menu').hidden = !open;
   $('ball-toggle').setAttribute('aria-expanded', String(open));
-}
-
-// The ball can be dragged out of the way; a press that barely moves is a click.
-function makeDraggable(ball, handle) {
-  let start = null;
-  handle.addEventListener('pointerdown', (e) => {
-    const r = ball.getBoundingClientRect();
-    start = { x: e.clientX, y: e.clientY, left: r.left, top: r.top, moved: false };
-    handle.setPointerCapture(e.pointerId);
-  });
-  handle.addEventListener('pointermove', (e) => {
-    if (!start) return;
-    const dx = e.clientX - start.x;
-    const dy = e.clientY - start.y;
-    if (!start.moved && Math.hypot(dx, dy) < 5) return;
-    start.moved = true;
-    ball.style.left = `${Math.max(0, Math.min(innerWidth - 48, start.left + dx))}px`;
-    ball.style.top = `${Math.max(0, Math.min(innerHeight - 48, start.top + dy))}px`;
-    ball.style.right = 'auto';
-  });
-  handle.addEventListener('pointerup', () => { handle.dataset.dragged = start?.moved ? '1' : ''; start = null; });
 }
 
 function wireBall() {

@@ -371,6 +371,8 @@ test('keyboard only, at a phone\'s width: the ball, the console and the home pag
       assert.ok(await noSideScroll(home), 'the home page fits a phone');
       // The resource list opens the desktop's own client.
       await home.getByRole('link', { name: 'Dana\'s desktop' }).click();
+      await home.waitForURL(/\/owner\.html$/);
+      await home.waitForFunction(() => window.asp);
       await decoding(home, 'the owner from the resource list');
     } catch (e) {
       for (const p of [owner, admin, home]) if (p) e.message += `\n${await describePage(p)}`;
