@@ -413,3 +413,44 @@ void relay_assist_tick(struct relay *r)
 		}
 	} while (rc == 1 && x.n > 0);
 }
+
+/* The desktop's owner joined: the open request's state, as the host
+ * was told it. */
+static void relay_assist_owner_joined(struct relay_session *s,
+				      struct relay_conn *o)
+{
+	struct relay *r = s->relay;
+	struct relay_store_assist a;
+
+	if (relay_assist_open(r, s->desktop, &a) != 0)
+		return;
+	switch (a.state) {
+	case RELAY_ASSIST_PENDING:
+		relay_conn_send_json(o, relay_assist_requested_json(r, &a));
+		break;
+	case RELAY_ASSIST_INVITED:
+		relay_conn_send_json(o, proto_ctrl_build(PROTO_MSG_ASSIST_INVITE,
+			"{s:s, s:s, s:s}", "id", a.id, "admin", a.admin,
+			"initiator", a.initiator));
+		break;
+	case RELAY_ASSIST_ACCEPTED:
+		relay_conn_send_json(o, proto_ctrl_build(PROTO_MSG_NOTIFY,
+			"{s:s, s:s, s:s}", "event", "assist_accepted", "message",
+			RELAY_ASSIST_ACCEPTED_MSG, "id", a.id));
+		break;
+	default:
+		break; /* active: relay_owner_replay named the administrator */
+	}
+}
+
+static const struct relay_session_assist_hooks relay_assist_hooks = {
+	.host_msg = relay_assist_host_msg,
+	.join = relay_assist_join,
+	.guest_left = relay_assist_guest_left,
+	.owner_joined = relay_assist_owner_joined,
+};
+
+void relay_assist_init(struct relay *r)
+{
+	relay_session_set_assist(r, &relay_assist_hooks);
+}

@@ -31,7 +31,12 @@
 #define RELAY_ASSIST_ACCEPTED_MSG \
 	"You accepted remote assistance; the administrator can now connect."
 
-/* Host messages (or the owner's, relay_owner.h) assist_request, assist_accept, assist_decline,
+/* Registers assistance with the session layer (relay_session_set_assist).
+ * Call once, after relay_session_init. */
+void relay_assist_init(struct relay *r);
+
+/* Host messages (or the owner's, relay_owner.h) assist_request,
+ * assist_accept, assist_decline,
  * assist_end. */
 void relay_assist_host_msg(struct relay_conn *c, const struct proto_ctrl *m);
 

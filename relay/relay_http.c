@@ -15,10 +15,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <jansson.h>
 
 #include "relay/relay_admin.h"
 #include "relay/relay_alloc.h"
+#include "relay/relay_events.h"
 
 struct relay_buf {
 	char *p;
@@ -192,63 +192,7 @@ static int relay_http_file(struct lws *wsi, struct relay_http *h,
 
 /* ---- the event stream ---------------------------------------------- */
 
-/* What one subscriber may have waiting: well above a burst of changes,
- * small enough that a stuck page costs little. */
-#define RELAY_EVENTS_BUF (64 * 1024)
 #define RELAY_EVENTS_PING_US (20 * LWS_USEC_PER_SEC)
-#define RELAY_EVENTS_RESYNC "event: resync\ndata: {}\n\n"
-
-static void relay_http_events_append(struct relay_http *h, const char *text,
-				     size_t n)
-{
-	if (h->ev_len + n > RELAY_EVENTS_BUF) {
-		h->ev_lost = true;
-		return;
-	}
-	memcpy(h->ev_buf + LWS_PRE + h->ev_len, text, n);
-	h->ev_len += n;
-	lws_callback_on_writable(h->wsi);
-}
-
-void relay_http_publish(struct relay *r, const char *event, const char *actor,
-			const char *desktop, const char *detail)
-{
-	json_t *j;
-	char *data, *line;
-
-	if (!r->events)
-		return;
-	j = json_pack("{s:s, s:s, s:s, s:s, s:I}", "event", event, "actor",
-		      actor ? actor : "", "desktop", desktop ? desktop : "",
-		      "detail", detail ? detail : "", "time",
-		      (json_int_t)relay_clock_s(r));
-	data = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (!data)
-		return;
-	/* Compact JSON has no newline, so it is one data: line. */
-	line = relay_xmalloc(strlen(data) + 32);
-	sprintf(line, "event: change\ndata: %s\n\n", data);
-	for (struct relay_http *h = r->events; h; h = h->ev_next)
-		relay_http_events_append(h, line, strlen(line));
-	free(line);
-	free(data);
-}
-
-static void relay_http_events_unlink(struct relay *r, struct relay_http *h)
-{
-	if (!h->sse)
-		return;
-	if (h->ev_prev)
-		h->ev_prev->ev_next = h->ev_next;
-	else
-		r->events = h->ev_next;
-	if (h->ev_next)
-		h->ev_next->ev_prev = h->ev_prev;
-	h->sse = false;
-	free(h->ev_buf);
-	h->ev_buf = NULL;
-}
 
 static int relay_http_events_begin(struct lws *wsi, struct relay_http *h)
 {
@@ -256,7 +200,6 @@ static int relay_http_events_begin(struct lws *wsi, struct relay_http *h)
 	unsigned char buf[LWS_PRE + 512];
 	unsigned char *start = buf + LWS_PRE, *p = start,
 		      *end = buf + sizeof(buf) - 1;
-	char hello[96];
 	char *out = NULL;
 	unsigned int status;
 
@@ -277,38 +220,8 @@ static int relay_http_events_begin(struct lws *wsi, struct relay_http *h)
 	 * (lws_http_mark_sse does the same but complains on HTTP/1.) */
 	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 	h->sse = true;
-	h->wsi = wsi;
-	h->ev_buf = relay_xmalloc(LWS_PRE + RELAY_EVENTS_BUF);
-	h->ev_len = 0;
-	h->ev_lost = false;
-	h->ev_prev = NULL;
-	h->ev_next = r->events;
-	if (r->events)
-		r->events->ev_prev = h;
-	r->events = h;
-	snprintf(hello, sizeof(hello), "event: hello\ndata: {\"now\":%lld}\n\n",
-		 (long long)relay_clock_s(r));
-	relay_http_events_append(h, hello, strlen(hello));
+	relay_events_subscribe(r, &h->ev, wsi);
 	lws_set_timer_usecs(wsi, RELAY_EVENTS_PING_US);
-	return 0;
-}
-
-/* One write of everything waiting, from the subscriber's own turn. */
-static int relay_http_events_write(struct lws *wsi, struct relay_http *h)
-{
-	size_t n = h->ev_len;
-
-	if (!n)
-		return 0;
-	h->ev_len = 0;
-	if (lws_write(wsi, (unsigned char *)h->ev_buf + LWS_PRE, n,
-		      LWS_WRITE_HTTP) < 0)
-		return -1;
-	if (h->ev_lost) {
-		h->ev_lost = false;
-		relay_http_events_append(h, RELAY_EVENTS_RESYNC,
-					 strlen(RELAY_EVENTS_RESYNC));
-	}
 	return 0;
 }
 
@@ -461,19 +374,20 @@ int relay_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (h->sse)
-			return relay_http_events_write(wsi, h);
+			return relay_events_write(&h->ev);
 		return relay_http_write_body(wsi, h);
 	case LWS_CALLBACK_TIMER:
 		if (h && h->sse) {
-			relay_http_events_append(h, ": ping\n\n", 8);
+			relay_events_ping(&h->ev);
 			lws_set_timer_usecs(wsi, RELAY_EVENTS_PING_US);
 		}
 		return 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (h) {
-			relay_http_events_unlink(
-				lws_context_user(lws_get_context(wsi)), h);
+			relay_events_unsubscribe(
+				lws_context_user(lws_get_context(wsi)), &h->ev);
+			h->sse = false;
 			free(h->body);
 			free(h->req_body);
 			h->body = NULL;

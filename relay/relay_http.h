@@ -2,12 +2,8 @@
  * relay_http: plain HTTP on the relay's port: the web pages, /healthz,
  * the Prometheus /metrics text, the admin API and its live event stream.
  *
- * GET /api/events is a server-sent event stream for administrators' pages:
- * every audited change (and a desktop going offline) becomes one event,
- * so the console updates without polling.  Each subscriber has a bounded
- * buffer written only from its own HTTP_WRITEABLE callback; a subscriber
- * that falls behind by more than the bound loses events and is sent one
- * "resync" event once it catches up, telling the page to reload its lists.
+ * GET /api/events is a server-sent event stream for administrators' pages
+ * (relay_events.h), so the console updates without polling.
  */
 #ifndef ASP_RELAY_HTTP_H
 #define ASP_RELAY_HTTP_H
@@ -15,6 +11,7 @@
 #include <libwebsockets.h>
 
 #include "relay/relay.h"
+#include "relay/relay_events.h"
 
 /* Per-request state lws allocates for the "http" protocol. */
 struct relay_http {
@@ -32,17 +29,8 @@ struct relay_http {
 	bool too_large;
 	/* A server-sent event stream (GET /api/events). */
 	bool sse;
-	struct lws *wsi;
-	struct relay_http *ev_prev, *ev_next; /* relay.events */
-	char *ev_buf;
-	size_t ev_len;
-	bool ev_lost;        /* events were dropped: send resync */
+	struct relay_events_sub ev;
 };
-
-/* Publishes one change to every event-stream subscriber: event is the
- * audit event name, the rest as in the audit log ("" when none). */
-void relay_http_publish(struct relay *r, const char *event, const char *actor,
-			const char *desktop, const char *detail);
 
 int relay_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		  void *user, void *in, size_t len);

@@ -9,23 +9,26 @@
  * same codes and words; only the refusal goes back to the owner alone.
  * What changes the desktop's state is told to the desktop side, host and
  * owner alike, so each of them always knows what the other did, and an
- * owner who opens the page late is brought up to date (relay_owner_replay).
+ * owner who opens the page late is brought up to date (relay_owner_replay,
+ * and relay_assist for the open request).
+ *
+ * The requests themselves are dispatched by relay_session; this module is
+ * below it and below relay_assist, and calls neither.
  */
 #ifndef ASP_RELAY_OWNER_H
 #define ASP_RELAY_OWNER_H
 
 #include "relay/relay.h"
 
-/* A control message from the owner's viewer other than leave/keyframe:
- * runs it as the host's request, or refuses it. */
-void relay_owner_msg(struct relay_conn *c, const struct proto_ctrl *m);
-
 /* Sends a built control message to the session's host and owner (either
  * may be absent); takes ownership of json. */
 void relay_owner_tell(struct relay_session *s, char *json);
 
-/* A notification for the desktop side, as relay_session_notify builds
- * it (name may be NULL). */
+/* Builds a notification {"type":"notify"} (name may be NULL). */
+char *relay_owner_notify_json(const char *event, const char *message,
+			      const char *name);
+
+/* A notification for the desktop side (name may be NULL). */
 void relay_owner_notify(struct relay_session *s, const char *event,
 			const char *message, const char *name);
 
@@ -34,7 +37,7 @@ void relay_owner_notify(struct relay_session *s, const char *event,
 const char *relay_owner_via(const struct relay_conn *c);
 
 /* Brings a newly joined owner up to date: the standing code, who is in
- * the guest slot and with what control, the open assistance request. */
+ * the guest slot and with what control. */
 void relay_owner_replay(struct relay_session *s, struct relay_conn *owner);
 
 #endif

@@ -20,31 +20,19 @@
 
 #include "protocol/proto_version.h"
 #include "relay/relay_alloc.h"
-#include "relay/relay_assist.h"
 #include "relay/relay_conn.h"
-#include "relay/relay_http.h"
+#include "relay/relay_events.h"
 #include "relay/relay_owner.h"
 
 /* Input waiting for the host beyond this pauses the senders. */
 #define RELAY_HOST_INPUT_CAP (1u << 20)
 
-char *relay_session_notify_json(const char *event, const char *message,
-				const char *name)
-{
-	if (name)
-		return proto_ctrl_build(PROTO_MSG_NOTIFY, "{s:s, s:s, s:s}",
-					"event", event, "message", message,
-					"name", name);
-	return proto_ctrl_build(PROTO_MSG_NOTIFY, "{s:s, s:s}", "event", event,
-				"message", message);
-}
-
 void relay_session_notify(struct relay_conn *c, const char *event,
 			 const char *message, const char *name)
 {
 	if (c)
-		relay_conn_send_json(c, relay_session_notify_json(event, message,
-								  name));
+		relay_conn_send_json(c, relay_owner_notify_json(event, message,
+								name));
 }
 
 static json_t *relay_stream_video_json(const struct relay_session *s)
@@ -510,7 +498,10 @@ void relay_session_host_msg(struct relay_conn *c, const struct proto_ctrl *m)
 	case PROTO_MSG_ASSIST_ACCEPT:
 	case PROTO_MSG_ASSIST_DECLINE:
 	case PROTO_MSG_ASSIST_END:
-		relay_assist_host_msg(c, m);
+		if (c->relay->assist_hooks)
+			c->relay->assist_hooks->host_msg(c, m);
+		else
+			relay_conn_send_error(c, -PROTO_E_STATE, NULL);
 		break;
 	default:
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
@@ -553,6 +544,45 @@ static const char *relay_role_name(enum relay_role role)
 	}
 }
 
+/* The owner acts for its desktop (relay_owner.h): the host's own
+ * requests, under the host's own rules. */
+static void relay_session_owner_msg(struct relay_conn *c,
+				    const struct proto_ctrl *m)
+{
+	switch (m->type) {
+	case PROTO_MSG_SHARE:
+	case PROTO_MSG_DISCARD:
+	case PROTO_MSG_END:
+	case PROTO_MSG_CONTROL:
+	case PROTO_MSG_ASSIST_REQUEST:
+	case PROTO_MSG_ASSIST_ACCEPT:
+	case PROTO_MSG_ASSIST_DECLINE:
+	case PROTO_MSG_ASSIST_END:
+		break;
+	default:
+		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
+		return;
+	}
+	/* The host carries out what its user decides: without it connected
+	 * nothing could be told to it or shown to a guest. */
+	if (!c->session->host) {
+		relay_conn_send_error(c, -PROTO_E_OFFLINE, NULL);
+		return;
+	}
+	relay_log("owner-request", "desktop=%s type=%s", c->session->desktop,
+		  proto_msg_name(m->type));
+	relay_session_host_msg(c, m);
+}
+
+/* Brings a newly joined owner up to date, assistance included. */
+static void relay_session_owner_joined(struct relay_session *s,
+				       struct relay_conn *c)
+{
+	relay_owner_replay(s, c);
+	if (s->relay->assist_hooks && s->relay->assist_hooks->owner_joined)
+		s->relay->assist_hooks->owner_joined(s, c);
+}
+
 void relay_session_attach_viewer(struct relay_session *s, struct relay_conn *c,
 				 enum relay_role role)
 {
@@ -572,7 +602,7 @@ void relay_session_attach_viewer(struct relay_session *s, struct relay_conn *c,
 	relay_send_stream_info(s, c);
 	relay_gop_replay(s, c);
 	if (role == RELAY_ROLE_OWNER)
-		relay_owner_replay(s, c);
+		relay_session_owner_joined(s, c);
 }
 
 static void relay_session_join_guest(struct relay_conn *c, const char *typed)
@@ -652,8 +682,10 @@ void relay_session_join(struct relay_conn *c, const struct proto_ctrl *m)
 		relay_session_join_guest(c, code);
 	else if (key)
 		relay_session_join_owner(c, key);
+	else if (c->relay->assist_hooks)
+		c->relay->assist_hooks->join(c, proto_ctrl_str(m, "assist"));
 	else
-		relay_assist_join(c, proto_ctrl_str(m, "assist"));
+		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
 }
 
 void relay_session_viewer_msg(struct relay_conn *c, const struct proto_ctrl *m)
@@ -669,7 +701,7 @@ void relay_session_viewer_msg(struct relay_conn *c, const struct proto_ctrl *m)
 		break;
 	default:
 		if (c->role == RELAY_ROLE_OWNER) {
-			relay_owner_msg(c, m);
+			relay_session_owner_msg(c, m);
 			break;
 		}
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
@@ -856,7 +888,7 @@ void relay_session_detach(struct relay_conn *c)
 		s->host = NULL;
 		relay_gop_clear(s);
 		relay_log("host-leave", "desktop=%s", s->desktop);
-		relay_http_publish(s->relay, "host-leave", s->user, s->desktop,
+		relay_events_publish(s->relay, "host-leave", s->user, s->desktop,
 				   "");
 		relay_session_notify(s->owner, "host_offline",
 			     "The desktop disconnected; waiting for it to come back.",
@@ -868,7 +900,8 @@ void relay_session_detach(struct relay_conn *c)
 		s->guest = NULL;
 		relay_resume(c);
 		relay_log("assist-leave", "desktop=%s", s->desktop);
-		relay_assist_guest_left(s);
+		if (s->relay->assist_hooks)
+			s->relay->assist_hooks->guest_left(s);
 	} else if (s->guest == c) {
 		s->guest = NULL;
 		s->guest_control = false;
@@ -884,4 +917,64 @@ void relay_session_detach(struct relay_conn *c)
 		relay_log("owner-leave", "desktop=%s", s->desktop);
 	}
 	relay_session_maybe_free(s);
+}
+
+/* ---- the connection events this layer handles ---------------------- */
+
+static void relay_session_on_hello(struct relay_conn *c,
+				   const struct proto_ctrl *m)
+{
+	if (c->is_host)
+		relay_session_host_hello(c, m);
+	else
+		relay_session_viewer_hello(c, m);
+}
+
+static void relay_session_on_msg(struct relay_conn *c,
+				 const struct proto_ctrl *m)
+{
+	if (c->is_host)
+		relay_session_host_msg(c, m);
+	else
+		relay_session_viewer_msg(c, m);
+}
+
+static void relay_session_on_media(struct relay_conn *c, struct relay_frame *f)
+{
+	if (c->is_host)
+		relay_session_publish(c, f);
+	else
+		relay_session_input(c, f);
+}
+
+static void relay_session_on_drained(struct relay_conn *c)
+{
+	relay_session_host_drained(c->session);
+}
+
+static void relay_session_on_want_keyframe(struct relay_conn *c)
+{
+	if (c->session)
+		relay_session_request_keyframe(c->session, "drop");
+}
+
+static const struct relay_conn_events relay_session_conn_events = {
+	.hello = relay_session_on_hello,
+	.join = relay_session_join,
+	.msg = relay_session_on_msg,
+	.media = relay_session_on_media,
+	.drained = relay_session_on_drained,
+	.gone = relay_session_detach,
+	.want_keyframe = relay_session_on_want_keyframe,
+};
+
+void relay_session_init(struct relay *r)
+{
+	r->conn_events = &relay_session_conn_events;
+}
+
+void relay_session_set_assist(struct relay *r,
+			      const struct relay_session_assist_hooks *h)
+{
+	r->assist_hooks = h;
 }
