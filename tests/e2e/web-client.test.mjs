@@ -267,6 +267,18 @@ test('remote assistance in the browser: Send Now, Accept, Accept Request, Open, 
       await button(admin, 'Start remote assistance').click();
       await waitFor(admin, 'the busy refusal', async (p) => (await p.textContent('#api-error')) === BUSY_MESSAGE);
       guest.send({ type: 'leave' });
+      await waitText(owner, 'Stopped Shared Collaboration: Alice');
+      // Invited with the slot free, then a collaborator comes in: the
+      // user's Accept Request is refused in the same words.
+      await button(admin, 'Desktops').click();
+      await button(admin, 'Start remote assistance on desk-help').click();
+      await waitFor(owner, 'the user\'s window', async (p) => p.locator('#invite').isVisible());
+      const second = await relay.join({ code: await owner.textContent('#collab-code') },
+        { label: 'second guest', name: 'Bob', token: relay.token({ user: 'alice', ttl: 86400 }) });
+      await waitText(owner, 'Joined Shared Collaboration: Bob');
+      await button(owner, 'Accept Request').click();
+      await waitFor(owner, 'the busy refusal', async (p) => (await p.textContent('#assist-error')) === BUSY_MESSAGE);
+      second.send({ type: 'leave' });
 
       // The audit log: newest first, filtered, paged.
       await button(admin, 'Audit log').click();
@@ -381,4 +393,36 @@ test('keyboard only, at a phone\'s width: the ball, the console and the home pag
       await closeAll(owner, admin, home);
     }
   });
+});
+
+// The console's event stream on the wire: administrators only, a hello,
+// then one event per audited change, as it happens.
+// The relay stops cleanly with a stream still open.
+test('GET /api/events streams audited changes to administrators only', async () => {
+  let req;
+  await withRelay(async (relay) => {
+    const { default: http } = await import('node:http');
+    const refused = await relay.api('GET', '/events', undefined, relay.token({ user: 'dana' }));
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.error.code, 'no_permission');
+    assert.equal((await relay.api('GET', '/events', undefined, 'forged')).status, 401);
+
+    const chunks = [];
+    let got = () => {};
+    req = http.get(`${relay.httpUrl}/api/events`, { headers: { authorization: `Bearer ${relay.token({ user: 'root', role: 'admin' })}` } });
+    const res = await new Promise((resolve, reject) => { req.on('response', resolve); req.on('error', reject); });
+    assert.equal(res.statusCode, 200);
+    assert.match(res.headers['content-type'], /^text\/event-stream/);
+    res.setEncoding('utf8');
+    res.on('data', (d) => { chunks.push(d); got(); });
+    const until = (re) => new Promise((resolve) => {
+      got = () => { if (re.test(chunks.join(''))) resolve(); };
+      got();
+    });
+    await until(/^event: hello\ndata: \{"now":\d+\}\n\n/);
+    await relay.policy('erin', { help: true });
+    await until(/event: change\ndata: \{"event":"policy-set","actor":"e2e-admin","desktop":"","detail":"user=erin help=on collab=off","time":\d+\}\n\n/);
+    req.on('error', () => {}); // the relay's shutdown ends the stream
+  });
+  req.destroy();
 });
