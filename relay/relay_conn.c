@@ -116,7 +116,7 @@ static void relay_conn_write_now(struct relay_conn *c)
 		relay_conn_want_write(c);
 		return;
 	}
-	c->last_progress_us = relay_mono_us();
+	c->last_progress_us = relay_turn_mono_us();
 	if (c->is_host && c->session)
 		c->relay->conn_events->drained(c);
 	if (c->q.count)
@@ -133,7 +133,7 @@ static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 		return;
 	/* The stall clock runs only while something waits to be written. */
 	if (!c->q.count) {
-		c->last_progress_us = relay_mono_us();
+		c->last_progress_us = relay_turn_mono_us();
 		if (!relay_timer_active(&c->stall_timer))
 			relay_timer_start(&c->stall_timer,
 					  relay_conn_stall_us(c->relay));
@@ -300,7 +300,7 @@ static int relay_conn_write_head(struct relay_conn *c, struct relay_frame *f)
 		if (c->session)
 			c->session->forwarded_bytes += f->len;
 		if (f->capture_us)
-			c->last_age_us = relay_now_us() - f->capture_us;
+			c->last_age_us = relay_turn_now_us() - f->capture_us;
 	}
 	relay_queue_pop(&c->q);
 	return 0;
@@ -375,7 +375,7 @@ static int relay_conn_writable(struct relay_conn *c)
 	}
 	if (relay_conn_write_some(c) < 0)
 		return -1;
-	c->last_progress_us = relay_mono_us();
+	c->last_progress_us = relay_turn_mono_us();
 	if (c->is_host && c->session)
 		c->relay->conn_events->drained(c);
 	if (c->q.count || c->state == RELAY_ST_CLOSING)
@@ -649,7 +649,7 @@ static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 	c->relay = r;
 	c->wsi = wsi;
 	c->is_host = host;
-	c->last_progress_us = relay_mono_us();
+	c->last_progress_us = relay_turn_mono_us();
 	relay_timer_init(&c->stall_timer, r->loop, relay_conn_stall_check);
 	relay_timer_init(&c->metrics_timer, r->loop, relay_conn_metrics_due);
 	relay_queue_init(&c->q);
@@ -802,7 +802,8 @@ static void relay_conn_stall_check(struct relay_timer *t)
 	struct relay_conn *c = lws_container_of(t, struct relay_conn,
 						stall_timer);
 	uint64_t stall = relay_conn_stall_us(c->relay);
-	uint64_t idle = relay_mono_us() - c->last_progress_us;
+	uint64_t now = relay_turn_mono_us();
+	uint64_t idle = now > c->last_progress_us ? now - c->last_progress_us : 0;
 
 	if (c->state == RELAY_ST_CLOSING || !c->q.count)
 		return;
