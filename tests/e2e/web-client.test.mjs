@@ -116,6 +116,8 @@ test('the owner shares from the ball: copy, a guest, control, end with the quest
       await button(owner, 'Copy').click();
       await waitText(owner, 'Copied');
       assert.equal(await owner.evaluate(() => navigator.clipboard.readText()), code, 'the clipboard holds the code');
+      // The picture shows the ball, not the earlier refusal's toast.
+      await waitFor(owner, 'the refusal\'s toast is gone', async (p) => (await p.locator('.toast.error').count()) === 0);
       await owner.screenshot({ path: shot('owner-ball.png') });
 
       // A guest joins from the home page's Shared Collaboration icon.
