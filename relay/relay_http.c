@@ -9,10 +9,12 @@
  */
 #include "relay/relay_http.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 
@@ -193,6 +195,9 @@ static int relay_http_file(struct lws *wsi, struct relay_http *h,
 /* ---- the event stream ---------------------------------------------- */
 
 #define RELAY_EVENTS_PING_US (20 * LWS_USEC_PER_SEC)
+/* The kernel's share of a subscriber that stops reading: a fixed send
+ * buffer (no autotuning to megabytes), events are small. */
+#define RELAY_EVENTS_SNDBUF (16 * 1024)
 
 static int relay_http_events_begin(struct lws *wsi, struct relay_http *h)
 {
@@ -219,6 +224,9 @@ static int relay_http_events_begin(struct lws *wsi, struct relay_http *h)
 	/* No more timeouts: the stream lives until the page goes away.
 	 * (lws_http_mark_sse does the same but complains on HTTP/1.) */
 	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+	if (setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF,
+		       &(int){ RELAY_EVENTS_SNDBUF }, sizeof(int)))
+		relay_log("events-sndbuf", "errno=%d", errno);
 	h->sse = true;
 	relay_events_subscribe(r, &h->ev, wsi);
 	lws_set_timer_usecs(wsi, RELAY_EVENTS_PING_US);

@@ -428,3 +428,38 @@ test('GET /api/events streams audited changes to administrators only', async () 
   });
   req.destroy();
 });
+
+// A console that stops reading costs the relay its bounded buffer, no
+// more: events past it are dropped, the relay serves on, and once the page
+// reads again it is told to reload (resync).
+test('a subscriber that stops reading loses events and then gets resync', async () => {
+  await withRelay(async (relay) => {
+    const { default: net } = await import('node:net');
+    const sock = net.connect(relay.port, '127.0.0.1');
+    await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+    let text = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d) => { text += d; });
+    sock.write(`GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${relay.token({ user: 'root', role: 'admin' })}\r\n\r\n`);
+    await waitUntil(() => text.includes('event: hello'), 'the hello');
+    sock.pause(); // the page stops reading: the kernel's buffers fill, then the relay's
+    const token = relay.token({ user: 'e2e-admin', role: 'admin', ttl: 3600 });
+    for (let i = 0; i < 4000; i += 25) {
+      await Promise.all(Array.from({ length: 25 }, (_, k) => relay.api('PUT', `/policy/u${i + k}`, { help: true }, token)));
+    }
+    assert.equal((await relay.get('/healthz')).status, 200, 'the relay serves on');
+    sock.resume();
+    await waitUntil(() => text.includes('event: resync\ndata: {}\n\n'), 'the resync event', 60000);
+    const changes = text.split('event: change').length - 1;
+    assert.ok(changes < 4000, `events past the bound were dropped (${changes} of 4000 arrived)`);
+    sock.destroy();
+  });
+});
+
+async function waitUntil(fn, what, ms = 20000) {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await delay(50);
+  }
+}
