@@ -35,8 +35,10 @@ void relay_events_subscribe(struct relay *r, struct relay_events_sub *sub,
 	char hello[64];
 
 	*sub = (struct relay_events_sub){
-		.wsi = wsi, .buf = relay_xmalloc(LWS_PRE + RELAY_EVENTS_BUF),
-		.next = r->events, .on = true,
+	    .wsi = wsi,
+	    .buf = relay_xmalloc(LWS_PRE + RELAY_EVENTS_BUF),
+	    .next = r->events,
+	    .on = true,
 	};
 	if (r->events)
 		r->events->prev = sub;
@@ -57,7 +59,7 @@ void relay_events_unsubscribe(struct relay *r, struct relay_events_sub *sub)
 	if (sub->next)
 		sub->next->prev = sub->prev;
 	free(sub->buf);
-	*sub = (struct relay_events_sub){ 0 };
+	*sub = (struct relay_events_sub){0};
 }
 
 int relay_events_write(struct relay_events_sub *sub)
@@ -83,9 +85,8 @@ void relay_events_ping(struct relay_events_sub *sub)
 	relay_events_append(sub, RELAY_EVENTS_PING, strlen(RELAY_EVENTS_PING));
 }
 
-void relay_events_publish(struct relay *r, const char *event,
-			  const char *actor, const char *desktop,
-			  const char *detail)
+void relay_events_publish(struct relay *r, const char *event, const char *actor,
+			  const char *desktop, const char *detail)
 {
 	json_t *j;
 	char *data, *text;

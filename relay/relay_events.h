@@ -23,10 +23,10 @@ struct relay;
 struct relay_events_sub {
 	struct lws *wsi;
 	struct relay_events_sub *prev, *next; /* relay.events */
-	char *buf;                            /* LWS_PRE + bound bytes */
+	char *buf;			      /* LWS_PRE + bound bytes */
 	size_t len;
-	bool lost;                            /* events dropped: resync */
-	bool on;                              /* subscribed */
+	bool lost; /* events dropped: resync */
+	bool on;   /* subscribed */
 };
 
 /* What one subscriber may have waiting. */
@@ -47,8 +47,7 @@ int relay_events_write(struct relay_events_sub *sub);
 void relay_events_ping(struct relay_events_sub *sub);
 
 /* Publishes one change: the audit event's name and fields ("" if none). */
-void relay_events_publish(struct relay *r, const char *event,
-			  const char *actor, const char *desktop,
-			  const char *detail);
+void relay_events_publish(struct relay *r, const char *event, const char *actor,
+			  const char *desktop, const char *detail);
 
 #endif

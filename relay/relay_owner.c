@@ -16,8 +16,8 @@ void relay_owner_tell(struct relay_session *s, char *json)
 	if (!json)
 		return;
 	if (s->owner)
-		relay_conn_send_json(s->owner, s->host ? relay_xstrdup(json) :
-							 json);
+		relay_conn_send_json(s->owner,
+				     s->host ? relay_xstrdup(json) : json);
 	if (s->host)
 		relay_conn_send_json(s->host, json);
 	else if (!s->owner)
@@ -56,16 +56,23 @@ void relay_owner_replay(struct relay_session *s, struct relay_conn *o)
 		char shown[PROTO_CODE_DISPLAY_LEN];
 
 		proto_code_display(s->code, shown);
-		relay_conn_send_json(o, proto_ctrl_build(PROTO_MSG_CODE,
-			"{s:s}", "code", shown));
+		relay_conn_send_json(
+		    o,
+		    proto_ctrl_build(PROTO_MSG_CODE, "{s:s}", "code", shown));
 	}
 	if (g && g->role == RELAY_ROLE_ASSIST)
-		relay_conn_send_json(o, relay_owner_notify_json("assist_started",
-			"Remote assistance started.", g->who.user));
+		relay_conn_send_json(
+		    o, relay_owner_notify_json("assist_started",
+					       "Remote assistance started.",
+					       g->who.user));
 	else if (g)
-		relay_conn_send_json(o, relay_owner_notify_json("collab_joined",
-			"Joined Shared Collaboration", g->name));
+		relay_conn_send_json(
+		    o, relay_owner_notify_json("collab_joined",
+					       "Joined Shared Collaboration",
+					       g->name));
 	if (g && g->role == RELAY_ROLE_GUEST && s->guest_control)
-		relay_conn_send_json(o, relay_owner_notify_json("control_granted",
-			"Control granted to the collaborator.", g->name));
+		relay_conn_send_json(
+		    o, relay_owner_notify_json(
+			   "control_granted",
+			   "Control granted to the collaborator.", g->name));
 }
