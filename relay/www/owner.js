@@ -172,6 +172,21 @@ function send(obj) {
   viewer.send(obj);
 }
 
+// The clipboard API needs a secure page (https:// or localhost); elsewhere
+// the older copy command still works from a click.
+async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents($('collab-code'));
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    return document.execCommand('copy');
+  }
+}
+
 function wire() {
   makeDraggable($('ball'), $('ball-toggle'));
   $('ball-toggle').addEventListener('click', (e) => {
@@ -195,12 +210,11 @@ function wire() {
   $('collab-start').addEventListener('click', () => send({ type: 'share' }));
   $('collab-discard').addEventListener('click', () => send({ type: 'discard' }));
   $('collab-copy').addEventListener('click', async () => {
-    try {
-      await navigator.clipboard.writeText(state.code || '');
+    if (await copyText(state.code || '')) {
       $('collab-copied').textContent = 'Copied';
       setTimeout(() => { $('collab-copied').textContent = ''; }, 3000);
-    } catch (err) {
-      showError(`The code could not be copied: ${err.message}`);
+    } else {
+      showError('The code could not be copied: select it and copy it by hand.');
     }
   });
   $('control-toggle').addEventListener('click', () => send({ type: 'control', guest: !state.control }));
