@@ -1,8 +1,9 @@
 // One viewer connection to the relay (/view, asp.view.v1): hello, join,
 // the desktop's media onto a canvas with the shared decoder and audio,
-// input while this viewer holds control.  The owner's client and the
-// administrator's assisting view are both made of one; the page decides
-// what each control message means to the person (hooks.control).
+// input while this viewer holds control.  The collaborator page, the
+// owner's client and the administrator's assisting view are each made of
+// one; the page decides what each control message means to the person
+// (hooks.control).
 
 import { KIND, inputMessage, parseMedia } from './media.js';
 import { VideoPlayer } from './video.js';
@@ -15,25 +16,30 @@ export const CLOSE_MESSAGES = {
 };
 
 export class Viewer {
-  // join: the join message's field ({owner_key} or {assist}); hooks:
-  // control(m) for every control message, closed(why) when the relay
-  // closes (why: its words, or null after leave()).
-  constructor(canvas, { token, name, join, hooks }) {
+  // join: the join message's field ({code}, {owner_key} or {assist});
+  // hooks: control(m) for every control message, closed(why) when the
+  // relay closes (why: its words, or null after leave()), and the video's
+  // notice(kind), guidance(detail), size().  A page that keeps one audio
+  // player (started in the click) or one input capture across
+  // connections passes them in.
+  constructor(canvas, { token, name, join, hooks, audio, input, closeMessages = CLOSE_MESSAGES }) {
     this.hooks = hooks;
     this.joinFields = join;
+    this.closeMessages = closeMessages;
     this.lastError = null;
     this.leaving = false;
     this.seq = 0;
     this.metrics = null;
-    this.audio = new AudioPlayer();
-    this.audio.start();
+    this.audio = audio || new AudioPlayer();
+    if (!audio) this.audio.start();
     this.video = new VideoPlayer(canvas, {
       notice: (kind) => hooks.notice?.(kind),
       guidance: (detail) => hooks.guidance?.(detail),
       keyframe: () => this.send({ type: 'keyframe' }),
-      size: () => {},
+      size: () => hooks.size?.(),
     });
-    this.input = new InputCapture(canvas, (fields) => this.sendInput(fields));
+    this.input = input || new InputCapture(canvas, (fields) => this.sendInput(fields));
+    this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     this.ws = new WebSocket(`${scheme}://${location.host}/view`, 'asp.view.v1');
     this.ws.binaryType = 'arraybuffer';
@@ -74,17 +80,24 @@ export class Viewer {
     else if (m.kind === KIND.audio) this.audio.push(m);
   }
 
+  // The relay closed: after leave() that is expected; otherwise say why,
+  // with the relay's own message when it sent one.
   onClose(e) {
     this.video.close();
+    this.resolveClosed();
+    if (this.leaving) { this.hooks.closed(null); return; }
     this.audio.close();
     this.input.enabled = false;
-    if (this.leaving) { this.hooks.closed(null); return; }
-    this.hooks.closed(this.lastError?.message || CLOSE_MESSAGES[e.code] || `The relay closed the connection (${e.code}).`);
+    this.hooks.closed(this.lastError?.message || this.closeMessages[e.code] || `The relay closed the connection (${e.code}).`);
   }
 
   leave() {
     this.leaving = true;
     this.send({ type: 'leave' });
+    this.video.close();
+    this.audio.close();
+    this.input.enabled = false;
+    // The relay closes after leave; don't let a lost close hold the slot.
     setTimeout(() => this.ws.close(), 3000);
   }
 
