@@ -67,6 +67,7 @@
 #include "protocol/proto_token.h"
 #include "relay/relay.h"
 #include "relay/relay_conn.h"
+#include "relay/relay_events.h"
 #include "relay/relay_log.h"
 #include "relay/relay_loop.h"
 #include "relay/relay_server.h"
@@ -739,6 +740,13 @@ static void fz_hang_up(void)
 		close(fz_clients[i].fd);
 		fz_clients[i].fd = -1;
 	}
+	/* lws does not read an HTTP/1 connection while its answer is in
+	 * progress, so the relay learns that an event-stream subscriber
+	 * left only when it next writes to it: an event, or the ping every
+	 * 20 seconds.  One event now, instead of waiting for the ping. */
+	if (fz_relay.events)
+		relay_events_publish(&fz_relay, "fuzz-hang-up", FZ_ADMIN_USER,
+				     "", "");
 	for (int n = 0;; n++) {
 		bool open = false;
 
