@@ -92,6 +92,7 @@ struct fz_client {
 	int fd;            /* our end; -1 once hung up */
 	int relay_fd;      /* the end lws adopted */
 	ino_t relay_ino;   /* to tell when lws closed it */
+	int unread;        /* bytes the relay had not read, last turn */
 	bool host;
 	bool http;         /* plain HTTP: the output is not parsed */
 	/* The relay's output: HTTP response head, then frames; the
@@ -444,10 +445,15 @@ static bool fz_turn(void)
 
 	relay_loop_run_once(fz_relay.loop, false);
 	for (int i = 0; i < fz_nclients; i++) {
-		if (fz_drain(&fz_clients[i]))
+		struct fz_client *c = &fz_clients[i];
+		int unread = fz_unread(c);
+
+		/* Bytes the relay leaves unread (lws reads no more of an
+		 * HTTP/1 connection while its answer is in progress, nor of
+		 * a paused WebSocket) are not progress; bytes it takes are. */
+		if (fz_drain(c) || unread != c->unread)
 			moved = true;
-		if (fz_unread(&fz_clients[i]))
-			moved = true;
+		c->unread = unread;
 	}
 	return moved;
 }
