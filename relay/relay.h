@@ -22,6 +22,7 @@
 #include "protocol/proto_media.h"
 #include "protocol/proto_token.h"
 #include "relay/relay_frame.h"
+#include "relay/relay_guard.h"
 #include "relay/relay_map.h"
 #include "relay/relay_queue.h"
 #include "relay/relay_store.h"
@@ -49,6 +50,17 @@ struct relay_config {
 	int stall_secs;           /* close a viewer making no progress */
 	uint32_t keyframe_gap_ms; /* least time between keyframe requests */
 	bool test_clock;          /* allow PUT /api/clock (tests only) */
+	uint32_t gop_frames;      /* keyframe cache bound in messages */
+	int hello_timeout_s;      /* close a connection silent before hello */
+	size_t max_prehello_per_addr; /* connections waiting for hello */
+	size_t max_user_conns;    /* signed-in connections per user */
+	size_t max_token_desktops; /* sessions one viewer token joins */
+	uint32_t join_fail_user;  /* failed joins per user per window */
+	uint32_t join_fail_addr;  /* failed joins per address per window */
+	int join_cooldown_s;      /* the failed-join window */
+	int max_token_life_s;     /* longest exp - iat accepted */
+	int token_skew_s;         /* how far iat may be ahead of the clock */
+	const char *metrics_token; /* Bearer token /metrics needs, or NULL */
 };
 
 struct relay_stats {
@@ -89,6 +101,8 @@ struct relay_conn {
 	struct relay_session *session;
 	char name[RELAY_NAME_MAX + 1];
 	struct proto_claims who; /* from the token in hello */
+	struct relay_guard_hold hold; /* what c counts in relay.guard */
+	uint64_t opened_us;      /* for the hello timeout */
 
 	/* Receive: a binary message is assembled straight into its frame. */
 	struct relay_frame *rx;
@@ -171,6 +185,7 @@ struct relay {
 	struct relay_map by_code;
 	struct relay_map by_owner;
 	struct relay_store *store;
+	struct relay_guard guard;
 	uint8_t secret[PROTO_TOKEN_SECRET_LEN];
 	int64_t clock_offset_s;   /* the injectable clock (tests) */
 	struct relay_conn *conns;

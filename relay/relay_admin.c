@@ -10,16 +10,24 @@
 
 #include "relay/relay_alloc.h"
 #include "relay/relay_assist.h"
+#include "relay/relay_guard.h"
+#include "relay/relay_session.h"
 
 #define RELAY_AUDIT_DEFAULT 50
 #define RELAY_AUDIT_MAX 1000
 
+/* An answer that cannot be built is logged, counted and answered as
+ * internal, never as an empty success. */
 static char *relay_admin_dump(json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
 	json_decref(j);
-	return s ? s : relay_xstrdup("{}");
+	if (s)
+		return s;
+	relay_guard_build_failed("admin-api");
+	return relay_xstrdup("{\"error\":{\"code\":\"internal\",\"message\":"
+			     "\"The relay could not complete the request. Try again.\"}}");
 }
 
 unsigned int relay_admin_refuse(int err, const char *detail, char **out)
@@ -41,12 +49,15 @@ static unsigned int relay_admin_ok(json_t *j, char **out)
 static int relay_admin_auth(struct relay *r, const char *auth,
 			    struct proto_claims *who)
 {
+	char why[160];
 	int err;
 
 	if (strncmp(auth, "Bearer ", 7) != 0)
 		return -PROTO_E_UNAUTHORIZED;
 	err = proto_token_verify(r->secret, sizeof(r->secret), auth + 7,
 				 (uint64_t)relay_clock_s(r), who);
+	if (!err)
+		err = relay_guard_token_times(r, who, why, sizeof(why));
 	if (err)
 		return err;
 	return who->role == PROTO_ROLE_ADMIN ? 0 : -PROTO_E_NO_PERMISSION;
@@ -194,7 +205,7 @@ static unsigned int relay_admin_policy(struct relay *r,
 				       const struct proto_claims *who,
 				       char **out)
 {
-	bool help = false, collab = false;
+	bool help = false, collab = false, had_collab;
 	json_t *body, *jh, *jc;
 	char detail[160];
 	int err;
@@ -208,6 +219,7 @@ static unsigned int relay_admin_policy(struct relay *r,
 		return relay_admin_refuse(err, NULL, out);
 	if (req->method == RELAY_HTTP_GET)
 		return relay_admin_policy_json(user, help, collab, out);
+	had_collab = collab;
 	body = relay_admin_body(req);
 	jh = body ? json_object_get(body, "help") : NULL;
 	jc = body ? json_object_get(body, "collab") : NULL;
@@ -228,6 +240,8 @@ static unsigned int relay_admin_policy(struct relay *r,
 	snprintf(detail, sizeof(detail), "user=%s help=%s collab=%s", user,
 		 help ? "on" : "off", collab ? "on" : "off");
 	relay_audit(r, who->user, "policy-set", "", detail);
+	if (had_collab && !collab)
+		relay_session_revoke_collab(r, user);
 	return relay_admin_policy_json(user, help, collab, out);
 }
 

@@ -37,6 +37,11 @@ void relay_conn_send_error(struct relay_conn *c, int err, const char *detail);
  * error's close code once the error is written. */
 void relay_conn_refuse(struct relay_conn *c, int err, const char *detail);
 
+/* As relay_conn_refuse, with the error's retry_after (seconds until
+ * trying again can succeed). */
+void relay_conn_refuse_retry(struct relay_conn *c, int err, const char *detail,
+			     int64_t retry_after_s);
+
 /* Closes c with a plain close code (e.g. 1000, 1001) after what is
  * queued for it is written. */
 void relay_conn_close(struct relay_conn *c, int code, const char *reason);

@@ -22,10 +22,12 @@
 
 #include <libwebsockets.h>
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include "relay/relay.h"
 #include "relay/relay_assist.h"
 #include "relay/relay_conn.h"
+#include "relay/relay_guard.h"
 #include "relay/relay_http.h"
 #include "relay/relay_session.h"
 
@@ -34,6 +36,13 @@
 #endif
 
 #define RELAY_TICK_US (100 * 1000)
+#define RELAY_TLS12_CIPHERS \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define RELAY_TLS13_CIPHERS \
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:" \
+	"TLS_CHACHA20_POLY1305_SHA256"
 #define RELAY_SHUTDOWN_US (2 * 1000 * 1000)
 
 static volatile sig_atomic_t relay_stop_requested;
@@ -95,11 +104,32 @@ static void relay_usage(FILE *to)
 "  --max-message SIZE   largest media message accepted (default 4M)\n"
 "  --queue-bytes SIZE   per-viewer send queue bound (default 16M)\n"
 "  --queue-msgs N       per-viewer send queue bound in messages (default 1024)\n"
-"  --gop-bytes SIZE     keyframe cache bound per session (default 8M)\n"
+"  --gop-bytes SIZE     keyframe cache bound per session, in real memory\n"
+"                       (default 8M)\n"
 "  --stall-timeout S    close a viewer that reads nothing for S seconds while\n"
 "                       data waits for it (default 30)\n"
 "  --keyframe-gap MS    least time between keyframe requests to a host\n"
 "                       (default 1000)\n"
+"  --gop-frames N       keyframe cache bound per session in messages\n"
+"                       (default 1024)\n"
+"  --hello-timeout S    close a connection that has not said hello within S\n"
+"                       seconds (default 5)\n"
+"  --max-prehello-per-addr N  connections from one address waiting for\n"
+"                       hello (default 512; 0: no limit)\n"
+"  --max-user-conns N   connections signed in as one user (default 64;\n"
+"                       0: no limit)\n"
+"  --max-token-desktops N  sessions one viewer token may be joined to at\n"
+"                       once (default 16; 0: no limit)\n"
+"  --join-failures N    failed joins per user before a cool-down (default 10)\n"
+"  --join-failures-addr N  failed joins per address before a cool-down\n"
+"                       (default 100)\n"
+"  --join-cooldown S    the window failed joins are counted in (default 60)\n"
+"  --max-token-life S   longest token lifetime (exp - iat) accepted\n"
+"                       (default 2592000, 30 days)\n"
+"  --token-skew S       how far a token's iat may be ahead of the relay's\n"
+"                       clock (default 300)\n"
+"  --metrics-token-file FILE  /metrics needs 'Authorization: Bearer T' with\n"
+"                       T the first line of FILE (default: open)\n"
 "  --test-clock         let administrators move the relay's clock forward\n"
 "                       (PUT /api/clock): for tests of expiry, never in\n"
 "                       production\n"
@@ -127,6 +157,34 @@ static int relay_parse_size(const char *s, size_t *out)
 	if (*end || v == 0 || v > (1ull << 31))
 		return -1;
 	*out = (size_t)v;
+	return 0;
+}
+
+/* A limit: a count where 0 means none. */
+static int relay_parse_count(const char *s, size_t *out)
+{
+	if (!strcmp(s, "0")) {
+		*out = 0;
+		return 0;
+	}
+	return relay_parse_size(s, out) || *out > 10000000;
+}
+
+/* The first line of file, kept for the life of the process. */
+static int relay_read_metrics_token(const char *file, struct relay_config *cfg)
+{
+	static char token[PROTO_TOKEN_BUF];
+	FILE *f = fopen(file, "r");
+	size_t n;
+
+	if (!f)
+		return -1;
+	n = fgets(token, sizeof(token), f) ? strcspn(token, "\r\n") : 0;
+	fclose(f);
+	token[n] = '\0';
+	if (n < 16)
+		return -1; /* no token, or too short to be one */
+	cfg->metrics_token = token;
 	return 0;
 }
 
@@ -162,6 +220,17 @@ static int relay_parse_args(int argc, char **argv, struct relay_config *cfg)
 		{ "stall-timeout", required_argument, NULL, 's' },
 		{ "keyframe-gap", required_argument, NULL, 'f' },
 		{ "test-clock", no_argument, NULL, 't' },
+		{ "gop-frames", required_argument, NULL, 'G' },
+		{ "hello-timeout", required_argument, NULL, 'H' },
+		{ "max-prehello-per-addr", required_argument, NULL, 'P' },
+		{ "max-user-conns", required_argument, NULL, 'U' },
+		{ "max-token-desktops", required_argument, NULL, 'D' },
+		{ "join-failures", required_argument, NULL, 'J' },
+		{ "join-failures-addr", required_argument, NULL, 'A' },
+		{ "join-cooldown", required_argument, NULL, 'C' },
+		{ "max-token-life", required_argument, NULL, 'L' },
+		{ "token-skew", required_argument, NULL, 'S' },
+		{ "metrics-token-file", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -208,6 +277,57 @@ static int relay_parse_args(int argc, char **argv, struct relay_config *cfg)
 			break;
 		case 't':
 			cfg->test_clock = true;
+			break;
+		case 'G':
+			if (relay_parse_size(optarg, &n) || n > 1000000)
+				goto bad;
+			cfg->gop_frames = (uint32_t)n;
+			break;
+		case 'H':
+			if (relay_parse_size(optarg, &n) || n > 3600)
+				goto bad;
+			cfg->hello_timeout_s = (int)n;
+			break;
+		case 'P':
+			if (relay_parse_count(optarg, &cfg->max_prehello_per_addr))
+				goto bad;
+			break;
+		case 'U':
+			if (relay_parse_count(optarg, &cfg->max_user_conns))
+				goto bad;
+			break;
+		case 'D':
+			if (relay_parse_count(optarg, &cfg->max_token_desktops))
+				goto bad;
+			break;
+		case 'J':
+			if (relay_parse_count(optarg, &n))
+				goto bad;
+			cfg->join_fail_user = (uint32_t)n;
+			break;
+		case 'A':
+			if (relay_parse_count(optarg, &n))
+				goto bad;
+			cfg->join_fail_addr = (uint32_t)n;
+			break;
+		case 'C':
+			if (relay_parse_size(optarg, &n) || n > 86400)
+				goto bad;
+			cfg->join_cooldown_s = (int)n;
+			break;
+		case 'L':
+			if (relay_parse_size(optarg, &n) || n > (1u << 30))
+				goto bad;
+			cfg->max_token_life_s = (int)n;
+			break;
+		case 'S':
+			if (relay_parse_count(optarg, &n) || n > 86400)
+				goto bad;
+			cfg->token_skew_s = (int)n;
+			break;
+		case 'M':
+			if (relay_read_metrics_token(optarg, cfg))
+				goto bad;
 			break;
 		case 'h':
 			relay_usage(stdout);
@@ -286,6 +406,7 @@ static void relay_tick(lws_sorted_usec_list_t *sul)
 		relay_map_each(&r->by_desktop, relay_roll_stream, win);
 		t->last_roll_us = now;
 		relay_assist_tick(r);
+		relay_guard_tick(r);
 		relay_trim(r);
 	}
 	relay_conn_tick(r, now);
@@ -326,6 +447,11 @@ static int relay_create_context(struct relay *r)
 	info.vhost_name = "default";
 	if (r->cfg.tls_cert) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		/* TLS 1.2 or later, forward-secret AEAD suites only. */
+		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
+				       SSL_OP_NO_TLSv1_1;
+		info.ssl_cipher_list = RELAY_TLS12_CIPHERS;
+		info.tls1_3_plus_cipher_list = RELAY_TLS13_CIPHERS;
 		info.ssl_cert_filepath = r->cfg.tls_cert;
 		info.ssl_private_key_filepath = r->cfg.tls_key;
 		r->tls = true;
@@ -380,6 +506,17 @@ static void relay_init(struct relay *r)
 	r->cfg.gop_bytes = 8u << 20;
 	r->cfg.stall_secs = 30;
 	r->cfg.keyframe_gap_ms = 1000;
+	r->cfg.gop_frames = 1024;
+	r->cfg.hello_timeout_s = 5;
+	r->cfg.max_prehello_per_addr = 512;
+	r->cfg.max_user_conns = 64;
+	r->cfg.max_token_desktops = 16;
+	r->cfg.join_fail_user = 10;
+	r->cfg.join_fail_addr = 100;
+	r->cfg.join_cooldown_s = 60;
+	r->cfg.max_token_life_s = 30 * 86400;
+	r->cfg.token_skew_s = 300;
+	relay_guard_init(&r->guard);
 	relay_map_init(&r->by_desktop);
 	relay_map_init(&r->by_code);
 	relay_map_init(&r->by_owner);
@@ -391,9 +528,35 @@ static void relay_fini(struct relay *r)
 	relay_map_free(&r->by_desktop);
 	relay_map_free(&r->by_code);
 	relay_map_free(&r->by_owner);
+	relay_guard_free(&r->guard);
 	if (r->store)
 		r->store->ops->close(r->store);
 	OPENSSL_cleanse(r->secret, sizeof(r->secret));
+}
+
+/* relay.db holds owner keys and codes: like the secret, a database
+ * group or others can read is refused rather than trusted, and new
+ * files are made private (umask). */
+static int relay_check_db_mode(const char *dir)
+{
+	static const char *const files[] = { "relay.db", "relay.db-wal",
+					     "relay.db-shm" };
+	char path[1024];
+	struct stat st;
+
+	umask(077);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		if (stat(path, &st) != 0)
+			continue;
+		if (st.st_mode & 077) {
+			fprintf(stderr, "asp-relay: %s is accessible to group or "
+				"others (mode %03o): refused; chmod 600 it\n",
+				path, (unsigned)(st.st_mode & 0777));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* The data directory: the signing secret, the store, and the sessions
@@ -414,6 +577,8 @@ static int relay_open_data(struct relay *r)
 			r->cfg.data_dir, proto_err_info(err)->message);
 		return -1;
 	}
+	if (relay_check_db_mode(r->cfg.data_dir))
+		return -1;
 	if (relay_store_sqlite_open(r->cfg.data_dir, &r->store, why,
 				    sizeof(why))) {
 		fprintf(stderr, "asp-relay: cannot open the store: %s\n", why);
