@@ -314,11 +314,32 @@ function readLink() {
   const token = frag.get('token') || params.get('token');
   if (code) $('code').value = code;
   if (token) {
-    sessionStorage.setItem('asp.token', token);
+    if (acceptLinkToken(token)) sessionStorage.setItem('asp.token', token);
     params.delete('token');
     const query = params.toString();
     history.replaceState(null, '', `${location.pathname}${query ? `?${query}` : ''}`);
   }
+}
+
+// The user id a token signs in as ("" when it cannot be read).
+function tokenUser(token) {
+  try {
+    const part = token.split('.')[0].replace(/-/g, '+').replace(/_/g, '/');
+    return String(JSON.parse(atob(part)).u || '');
+  } catch {
+    return '';
+  }
+}
+
+// A crafted link must not silently swap the person's sign-in for someone
+// else's: a different token replaces the one this tab holds only when
+// the person says so.
+function acceptLinkToken(token) {
+  const current = sessionStorage.getItem('asp.token');
+  if (!current || current === token) return true;
+  const was = tokenUser(current) || 'your current user';
+  const now = tokenUser(token) || 'another user';
+  return window.confirm(`This link signs you in as ${now} instead of ${was}. Switch to ${now}?`);
 }
 
 function signInToken() {
