@@ -416,3 +416,14 @@ void relay_assist_tick(struct relay *r)
 		}
 	} while (rc == 1 && x.n > 0);
 }
+
+static const struct relay_session_assist_hooks relay_assist_hooks = {
+	.host_msg = relay_assist_host_msg,
+	.join = relay_assist_join,
+	.guest_left = relay_assist_guest_left,
+};
+
+void relay_assist_init(struct relay *r)
+{
+	relay_session_set_assist(r, &relay_assist_hooks);
+}

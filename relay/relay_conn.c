@@ -32,7 +32,6 @@
 
 #include "relay/relay_alloc.h"
 #include "relay/relay_guard.h"
-#include "relay/relay_session.h"
 
 /* Largest single lws_write; matches the viewer protocol's tx_packet_size
  * so lws never splits (and copies) a write itself. */
@@ -95,6 +94,39 @@ static void relay_conn_kill_slow(struct relay_conn *c)
 	relay_conn_refuse(c, -PROTO_E_SLOW, NULL);
 }
 
+static uint64_t relay_conn_stall_us(const struct relay *r)
+{
+	return (uint64_t)r->cfg.stall_secs * 1000000u;
+}
+
+static int relay_conn_write_some(struct relay_conn *c);
+
+/* Writes what is queued at once, from the callback that queued it, when
+ * lws holds nothing of an earlier write: a message to an idle viewer goes
+ * out without asking for POLLOUT (two epoll_ctl calls) and waiting for
+ * the next loop turn, as uWebSockets does.  What the socket does not take
+ * stays queued, or in lws's buffer, for the writeable callback.  A failed
+ * write cannot close the connection from another connection's callback,
+ * so it is marked and closed from its own writeable turn. */
+static void relay_conn_write_now(struct relay_conn *c)
+{
+	if (c->want_ping || c->relay->stopping ||
+	    lws_partial_buffered(c->wsi)) {
+		relay_conn_want_write(c);
+		return;
+	}
+	if (relay_conn_write_some(c) < 0) {
+		c->write_failed = true;
+		relay_conn_want_write(c);
+		return;
+	}
+	c->last_progress_us = relay_turn_mono_us();
+	if (c->is_host && c->session)
+		c->relay->conn_events->drained(c);
+	if (c->q.count)
+		relay_conn_want_write(c);
+}
+
 static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 {
 	const struct relay_config *cfg = &c->relay->cfg;
@@ -104,10 +136,17 @@ static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 	if (c->state == RELAY_ST_CLOSING)
 		return;
 	/* The stall clock runs only while something waits to be written. */
-	if (!c->q.count)
-		c->last_progress_us = relay_now_us();
+	if (!c->q.count) {
+		c->last_progress_us = relay_turn_mono_us();
+		if (!relay_timer_active(&c->stall_timer))
+			relay_timer_start(&c->stall_timer,
+					  relay_conn_stall_us(c->relay));
+	}
 	relay_queue_push(&c->q, relay_frame_ref(f));
-	relay_conn_want_write(c);
+	if (c->q.count == 1)
+		relay_conn_write_now(c);
+	else
+		relay_conn_want_write(c);
 	/* Hosts too: a host that sends and never reads piles up errors. */
 	if (c->q.bytes > 4 * cfg->queue_bytes)
 		relay_conn_kill_slow(c);
@@ -168,7 +207,7 @@ void relay_conn_refuse(struct relay_conn *c, int err, const char *detail)
 		return;
 	relay_log("refuse", "reason=%s desktop=%s", info->code,
 		  c->session ? c->session->desktop : "-");
-	relay_session_detach(c);
+	c->relay->conn_events->gone(c);
 	relay_conn_send_error(c, err, detail);
 	relay_conn_close(c, info->close_code, info->code);
 }
@@ -184,7 +223,7 @@ void relay_conn_refuse_retry(struct relay_conn *c, int err, const char *detail,
 	relay_log("refuse", "reason=%s retry_after=%lld desktop=%s", info->code,
 		  (long long)retry_after_s,
 		  c->session ? c->session->desktop : "-");
-	relay_session_detach(c);
+	c->relay->conn_events->gone(c);
 	if (e < PROTO_E__COUNT)
 		c->relay->stats.refusals[e]++;
 	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_ERROR,
@@ -213,8 +252,7 @@ static void relay_conn_video_overflow(struct relay_conn *c,
 	}
 	relay_count_drops(c, PROTO_KIND_VIDEO, 1);
 	c->skip_video = true;
-	if (c->session)
-		relay_session_request_keyframe(c->session, "drop");
+	c->relay->conn_events->want_keyframe(c);
 }
 
 void relay_conn_send_media(struct relay_conn *c, struct relay_frame *f)
@@ -295,7 +333,7 @@ static int relay_conn_write_head(struct relay_conn *c, struct relay_frame *f)
 		if (c->session)
 			c->session->forwarded_bytes += f->len;
 		if (f->capture_us)
-			c->last_age_us = relay_now_us() - f->capture_us;
+			c->last_age_us = relay_turn_now_us() - f->capture_us;
 	}
 	relay_queue_pop(&c->q);
 	return 0;
@@ -349,6 +387,8 @@ static int relay_conn_write_some(struct relay_conn *c)
 
 static int relay_conn_writable(struct relay_conn *c)
 {
+	if (c->write_failed)
+		return -1;
 	if (c->want_ping && !c->q.sent_off && c->state != RELAY_ST_CLOSING) {
 		if (relay_conn_write_ping(c) < 0)
 			return -1;
@@ -368,9 +408,9 @@ static int relay_conn_writable(struct relay_conn *c)
 	}
 	if (relay_conn_write_some(c) < 0)
 		return -1;
-	c->last_progress_us = relay_now_us();
+	c->last_progress_us = relay_turn_mono_us();
 	if (c->is_host && c->session)
-		relay_session_host_drained(c->session);
+		c->relay->conn_events->drained(c);
 	if (c->q.count || c->state == RELAY_ST_CLOSING)
 		relay_conn_want_write(c);
 	return 0;
@@ -396,7 +436,11 @@ static void relay_conn_metrics_req(struct relay_conn *c,
 	}
 	if (ms >= 0)
 		c->metrics_interval_ms = (uint32_t)ms;
-	c->next_report_us = relay_now_us() + c->metrics_interval_ms * 1000ull;
+	if (c->metrics_interval_ms)
+		relay_timer_start(&c->metrics_timer,
+				  c->metrics_interval_ms * 1000ull);
+	else
+		relay_timer_stop(&c->metrics_timer);
 	relay_conn_report_metrics(c);
 }
 
@@ -413,6 +457,33 @@ static bool relay_conn_token_live(struct relay_conn *c)
 	return false;
 }
 
+/* Arms the token timer for the seconds the token has left. */
+static void relay_conn_token_arm(struct relay_conn *c)
+{
+	int64_t left = (int64_t)c->who.exp - relay_clock_s(c->relay);
+
+	relay_timer_start(&c->token_timer,
+			  left > 0 ? (uint64_t)left * 1000000u : 0);
+}
+
+static void relay_conn_token_due(struct relay_timer *t)
+{
+	struct relay_conn *c = lws_container_of(t, struct relay_conn,
+						token_timer);
+
+	if (relay_conn_token_live(c))
+		relay_conn_token_arm(c);
+}
+
+static void relay_conn_hello_due(struct relay_timer *t)
+{
+	struct relay_conn *c = lws_container_of(t, struct relay_conn,
+						hello_timer);
+
+	if (c->state == RELAY_ST_HELLO)
+		relay_conn_refuse(c, -PROTO_E_HELLO_TIMEOUT, NULL);
+}
+
 static void relay_conn_hello(struct relay_conn *c, const struct proto_ctrl *m)
 {
 	if (m->type != PROTO_MSG_HELLO) {
@@ -420,16 +491,18 @@ static void relay_conn_hello(struct relay_conn *c, const struct proto_ctrl *m)
 		relay_conn_refuse(c, -PROTO_E_STATE, "Say hello first.");
 		return;
 	}
-	if (c->is_host)
-		relay_session_host_hello(c, m);
-	else
-		relay_session_viewer_hello(c, m);
-	if (c->state == RELAY_ST_READY || c->state == RELAY_ST_JOINED)
-		relay_guard_hello_done(c->relay, c, proto_ctrl_str(m, "token"));
+	c->relay->conn_events->hello(c, m);
+	if (c->state != RELAY_ST_READY && c->state != RELAY_ST_JOINED)
+		return;
+	relay_timer_stop(&c->hello_timer);
+	relay_guard_hello_done(c->relay, c, proto_ctrl_str(m, "token"));
+	relay_conn_token_arm(c);
 }
 
 static void relay_conn_dispatch(struct relay_conn *c, const struct proto_ctrl *m)
 {
+	const struct relay_conn_events *ev = c->relay->conn_events;
+
 	if (c->state == RELAY_ST_HELLO) {
 		relay_conn_hello(c, m);
 		return;
@@ -445,7 +518,7 @@ static void relay_conn_dispatch(struct relay_conn *c, const struct proto_ctrl *m
 		return;
 	case PROTO_MSG_JOIN:
 		if (!c->is_host) {
-			relay_session_join(c, m);
+			ev->join(c, m);
 			return;
 		}
 		break;
@@ -454,10 +527,8 @@ static void relay_conn_dispatch(struct relay_conn *c, const struct proto_ctrl *m
 	}
 	if (c->state != RELAY_ST_JOINED || m->type == PROTO_MSG_HELLO)
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
-	else if (c->is_host)
-		relay_session_host_msg(c, m);
 	else
-		relay_session_viewer_msg(c, m);
+		ev->msg(c, m);
 }
 
 static void relay_conn_text_done(struct relay_conn *c)
@@ -549,10 +620,8 @@ static void relay_conn_media_done(struct relay_conn *c)
 	}
 	if (c->state != RELAY_ST_JOINED)
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
-	else if (c->is_host)
-		relay_session_publish(c, f);
 	else
-		relay_session_input(c, f);
+		c->relay->conn_events->media(c, f);
 	relay_frame_unref(f);
 }
 
@@ -665,6 +734,9 @@ static void relay_conn_rx_binary(struct relay_conn *c, const uint8_t *in,
 
 /* ---- lifetime ------------------------------------------------------ */
 
+static void relay_conn_stall_check(struct relay_timer *t);
+static void relay_conn_metrics_due(struct relay_timer *t);
+
 static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 {
 	struct relay *r = lws_context_user(lws_get_context(wsi));
@@ -673,7 +745,11 @@ static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 	c->relay = r;
 	c->wsi = wsi;
 	c->is_host = host;
-	c->last_progress_us = c->opened_us = relay_now_us();
+	c->last_progress_us = relay_turn_mono_us();
+	relay_timer_init(&c->stall_timer, r->loop, relay_conn_stall_check);
+	relay_timer_init(&c->metrics_timer, r->loop, relay_conn_metrics_due);
+	relay_timer_init(&c->hello_timer, r->loop, relay_conn_hello_due);
+	relay_timer_init(&c->token_timer, r->loop, relay_conn_token_due);
 	relay_queue_init(&c->q);
 	c->next = r->conns;
 	if (r->conns)
@@ -684,11 +760,17 @@ static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 		r->nhosts++;
 	else
 		r->nviewers++;
-	if (r->stopping)
+	if (r->stopping) {
 		relay_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "going away");
-	else if (relay_guard_open(r, c))
+		return;
+	}
+	if (relay_guard_open(r, c)) {
 		relay_conn_refuse(c, -PROTO_E_TOO_MANY,
 				  "Too many connections from this address are waiting to say hello.");
+		return;
+	}
+	relay_timer_start(&c->hello_timer,
+			  (uint64_t)r->cfg.hello_timeout_s * 1000000u);
 }
 
 static void relay_conn_gone(struct relay_conn *c)
@@ -697,8 +779,12 @@ static void relay_conn_gone(struct relay_conn *c)
 
 	if (!r)
 		return; /* never opened */
-	relay_session_detach(c);
+	r->conn_events->gone(c);
 	relay_guard_close(r, c);
+	relay_timer_stop(&c->stall_timer);
+	relay_timer_stop(&c->metrics_timer);
+	relay_timer_stop(&c->hello_timer);
+	relay_timer_stop(&c->token_timer);
 	relay_queue_free(&c->q);
 	relay_frame_unref(c->rx);
 	free(c->rx_text);
@@ -818,29 +904,33 @@ void relay_conn_report_metrics(struct relay_conn *c)
 		"forwarded_bytes", (json_int_t)(s ? s->forwarded_bytes : 0)));
 }
 
-void relay_conn_tick(struct relay *r, uint64_t now_us)
+/* A viewer that has data waiting and wrote nothing for stall_secs is
+ * slow.  The timer was armed when data began waiting; writes only move
+ * last_progress_us, and the timer re-arms itself for what is left. */
+static void relay_conn_stall_check(struct relay_timer *t)
 {
-	uint64_t stall = (uint64_t)r->cfg.stall_secs * 1000000;
-	uint64_t hello = (uint64_t)r->cfg.hello_timeout_s * 1000000;
+	struct relay_conn *c = lws_container_of(t, struct relay_conn,
+						stall_timer);
+	uint64_t stall = relay_conn_stall_us(c->relay);
+	uint64_t now = relay_turn_mono_us();
+	uint64_t idle = now > c->last_progress_us ? now - c->last_progress_us : 0;
 
-	for (struct relay_conn *c = r->conns; c; c = c->next) {
-		if (c->state == RELAY_ST_CLOSING)
-			continue;
-		if (c->state == RELAY_ST_HELLO && now_us > c->opened_us &&
-		    now_us - c->opened_us > hello) {
-			relay_conn_refuse(c, -PROTO_E_HELLO_TIMEOUT, NULL);
-			continue;
-		}
-		if (!relay_conn_token_live(c))
-			continue;
-		if (c->q.count && now_us > c->last_progress_us &&
-		    now_us - c->last_progress_us > stall) {
-			relay_conn_kill_slow(c);
-			continue;
-		}
-		if (c->metrics_interval_ms && now_us >= c->next_report_us) {
-			c->next_report_us = now_us + c->metrics_interval_ms * 1000ull;
-			relay_conn_report_metrics(c);
-		}
+	if (c->state == RELAY_ST_CLOSING || !c->q.count)
+		return;
+	if (idle >= stall) {
+		relay_conn_kill_slow(c);
+		return;
 	}
+	relay_timer_start(t, stall - idle);
+}
+
+static void relay_conn_metrics_due(struct relay_timer *t)
+{
+	struct relay_conn *c = lws_container_of(t, struct relay_conn,
+						metrics_timer);
+
+	if (c->state == RELAY_ST_CLOSING || !c->metrics_interval_ms)
+		return;
+	relay_timer_start(t, c->metrics_interval_ms * 1000ull);
+	relay_conn_report_metrics(c);
 }
