@@ -163,14 +163,17 @@ int relay_guard_token_times(const struct relay *r,
 	int64_t now = relay_clock_s(r);
 
 	if ((int64_t)who->iat > now + r->cfg.token_skew_s) {
-		snprintf(why, why_len, "Sign-in failed: the token was issued "
+		snprintf(why, why_len,
+			 "Sign-in failed: the token was issued "
 			 "in the future (more than %d s ahead of the relay's "
-			 "clock).", r->cfg.token_skew_s);
+			 "clock).",
+			 r->cfg.token_skew_s);
 		return -PROTO_E_UNAUTHORIZED;
 	}
 	if (who->exp > who->iat &&
 	    who->exp - who->iat > (uint64_t)r->cfg.max_token_life_s) {
-		snprintf(why, why_len, "Sign-in failed: the token lives longer "
+		snprintf(why, why_len,
+			 "Sign-in failed: the token lives longer "
 			 "than the relay accepts (%d s at most).",
 			 r->cfg.max_token_life_s);
 		return -PROTO_E_UNAUTHORIZED;
@@ -190,7 +193,7 @@ int relay_guard_open(struct relay *r, struct relay_conn *c)
 	h->prehello = true;
 	if (r->cfg.max_prehello_per_addr &&
 	    relay_count_get(&r->guard.prehello, h->addr) >
-		    r->cfg.max_prehello_per_addr) {
+		r->cfg.max_prehello_per_addr) {
 		relay_log("limit", "prehello address=%s", h->addr);
 		return -PROTO_E_TOO_MANY;
 	}
@@ -201,7 +204,7 @@ int relay_guard_user_check(struct relay *r, const struct relay_conn *c)
 {
 	if (r->cfg.max_user_conns &&
 	    relay_count_get(&r->guard.user_conns, c->who.user) >=
-		    r->cfg.max_user_conns) {
+		r->cfg.max_user_conns) {
 		relay_log("limit", "user-conns user=%s", c->who.user);
 		return -PROTO_E_TOO_MANY;
 	}
@@ -267,7 +270,7 @@ int relay_guard_join_check(struct relay *r, const struct relay_conn *c,
 		return -PROTO_E_RATE_LIMITED;
 	if (cfg->max_token_desktops && c->hold.token_key[0] &&
 	    relay_count_get(&r->guard.token_desktops, c->hold.token_key) >=
-		    cfg->max_token_desktops) {
+		cfg->max_token_desktops) {
 		relay_log("limit", "token-desktops user=%s", c->who.user);
 		return -PROTO_E_TOO_MANY;
 	}
@@ -285,8 +288,8 @@ void relay_guard_joined(struct relay *r, struct relay_conn *c)
 }
 
 static void relay_fail_count(struct relay *r, struct relay_map *m,
-			     const char *key, uint32_t burst,
-			     const char *what, const char *actor)
+			     const char *key, uint32_t burst, const char *what,
+			     const char *actor)
 {
 	uint64_t now = relay_now_us();
 	struct relay_fail *f = relay_fail_get(m, key, now, true);
@@ -349,7 +352,7 @@ static void relay_prune_collect(const char *key, void *val, void *arg)
 
 static void relay_prune(struct relay_map *m, uint64_t now_us)
 {
-	struct relay_prune p = { .now_us = now_us };
+	struct relay_prune p = {.now_us = now_us};
 
 	/* relay_map_each must not change the map: collect, then delete. */
 	relay_map_each(m, relay_prune_collect, &p);

@@ -34,11 +34,11 @@ struct proto_claims;
 #define RELAY_GUARD_TOKEN_KEY_MAX 48
 
 struct relay_guard {
-	struct relay_map prehello;  /* address -> connections before hello */
+	struct relay_map prehello;   /* address -> connections before hello */
 	struct relay_map user_conns; /* user -> signed-in connections */
 	struct relay_map token_desktops; /* token key -> joined sessions */
-	struct relay_map fail_user;  /* user -> failed joins in the window */
-	struct relay_map fail_addr;  /* address -> failed joins */
+	struct relay_map fail_user; /* user -> failed joins in the window */
+	struct relay_map fail_addr; /* address -> failed joins */
 };
 
 /* What a connection holds in the guard's counts, so that it gives back
@@ -46,9 +46,9 @@ struct relay_guard {
 struct relay_guard_hold {
 	char addr[RELAY_GUARD_ADDR_MAX];
 	char token_key[RELAY_GUARD_TOKEN_KEY_MAX];
-	bool prehello;  /* counted in prehello under addr */
-	bool user;      /* counted in user_conns under who.user */
-	bool token;     /* counted in token_desktops under token_key */
+	bool prehello; /* counted in prehello under addr */
+	bool user;     /* counted in user_conns under who.user */
+	bool token;    /* counted in token_desktops under token_key */
 };
 
 void relay_guard_init(struct relay_guard *g);
