@@ -47,8 +47,10 @@ int relay_conn_host_cb(struct lws *wsi, enum lws_callback_reasons reason,
 int relay_conn_view_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len);
 
-/* Queues a text message; takes ownership of the malloc'd json (NULL,
- * from a failed build, is ignored).  Control messages are never dropped. */
+/* Queues a text message; takes ownership of the malloc'd json.  NULL,
+ * from a failed build, is logged (build-failed) and counted
+ * (asp_build_failures_total): a bug, never a silent drop.  Control
+ * messages are never dropped. */
 void relay_conn_send_json(struct relay_conn *c, char *json);
 
 /* Queues {"type":"error"} for err without closing. */
