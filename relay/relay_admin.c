@@ -45,22 +45,26 @@ static unsigned int relay_admin_ok(json_t *j, char **out)
 	return 200;
 }
 
-/* "Bearer TOKEN" with an admin token; 0 and the admin's claims. */
+/* "Bearer TOKEN" with an admin token; 0 and the admin's claims, or the
+ * refusal with a sentence in why when there is a more precise one. */
 static int relay_admin_auth(struct relay *r, const char *auth,
-			    struct proto_claims *who)
+			    struct proto_claims *who, char *why, size_t why_len)
 {
-	char why[160];
 	int err;
 
+	why[0] = '\0';
 	if (strncmp(auth, "Bearer ", 7) != 0)
 		return -PROTO_E_UNAUTHORIZED;
 	err = proto_token_verify(r->secret, sizeof(r->secret), auth + 7,
 				 (uint64_t)relay_clock_s(r), who);
 	if (!err)
-		err = relay_guard_token_times(r, who, why, sizeof(why));
+		err = relay_guard_token_times(r, who, why, why_len);
 	if (err)
 		return err;
-	return who->role == PROTO_ROLE_ADMIN ? 0 : -PROTO_E_NO_PERMISSION;
+	if (who->role == PROTO_ROLE_ADMIN)
+		return 0;
+	snprintf(why, why_len, "The admin API needs an administrator's token.");
+	return -PROTO_E_NO_PERMISSION;
 }
 
 /* Parses a request body that must be a JSON object. */
@@ -305,11 +309,11 @@ unsigned int relay_admin_handle(struct relay *r,
 	const char *p = req->path;
 	enum relay_admin_method m = req->method;
 	struct proto_claims who;
-	int err = relay_admin_auth(r, req->auth, &who);
+	char why[160];
+	int err = relay_admin_auth(r, req->auth, &who, why, sizeof(why));
 
 	if (err)
-		return relay_admin_refuse(err, err == -PROTO_E_NO_PERMISSION ?
-			"The admin API needs an administrator's token." : NULL, out);
+		return relay_admin_refuse(err, why[0] ? why : NULL, out);
 	if (!strcmp(p, "/desktops") && m == RELAY_HTTP_GET)
 		return relay_admin_desktops(r, out);
 	if (!strcmp(p, "/assist") && m == RELAY_HTTP_GET)

@@ -216,6 +216,8 @@ test('regression: a token with exp centuries away, or iat in the future, is refu
   const adminFar = relay.token({ user: 'root', role: 'admin', exp: now() + 300 * 365 * 86400 });
   const r = await relay.api('GET', '/desktops', undefined, adminFar);
   assert.equal(r.status, 401);
+  assert.equal(r.body.error.code, 'unauthorized');
+  assert.match(r.body.error.message, /lives longer/);
   // Within the maximum lifetime and the skew allowance: accepted.
   const ok = relay.token({ user: GUEST_USER, iat: now() + 60, ttl: 29 * 86400 });
   await relay.viewer({ token: ok });
