@@ -221,7 +221,7 @@ static void relay_session_drop_code(struct relay_session *s)
 	relay_map_del(&s->relay->by_code, s->code);
 	s->code[0] = '\0';
 	if (st->ops->collab_del(st, s->desktop))
-		relay_log("store-error", "%s", st->ops->why(st));
+		relay_log("store-error", "why=%s", st->ops->why(st));
 }
 
 /* Keeps the code and owner key across restarts. */
@@ -232,7 +232,7 @@ static int relay_session_persist(struct relay_session *s)
 				      s->user);
 
 	if (err)
-		relay_log("store-error", "%s", st->ops->why(st));
+		relay_log("store-error", "why=%s", st->ops->why(st));
 	return err;
 }
 
@@ -587,6 +587,8 @@ void relay_session_attach_viewer(struct relay_session *s, struct relay_conn *c,
 	c->session = s;
 	c->role = role;
 	c->state = RELAY_ST_JOINED;
+	c->joined_us = relay_turn_now_us();
+	relay_hist_add(&s->relay->stats.join_us, c->joined_us - c->opened_us);
 	if (role == RELAY_ROLE_OWNER) {
 		s->owner = c;
 	} else {
