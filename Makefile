@@ -117,7 +117,8 @@ $(BUILD)/tests/test_relay_store: $(BUILD)/obj/tests/unit/test_relay_store.o \
 
 $(BUILD)/tests/test_relay_guard: $(BUILD)/obj/tests/unit/test_relay_guard.o \
 		$(BUILD)/obj/relay/relay_guard.o $(BUILD)/obj/relay/relay_map.o \
-		$(BUILD)/obj/relay/relay_audit.o $(BUILD)/obj/relay/relay_clock.o \
+		$(BUILD)/obj/relay/relay_audit.o $(BUILD)/obj/relay/relay_events.o \
+		$(BUILD)/obj/relay/relay_clock.o \
 		$(BUILD)/obj/relay/relay_log.o $(BUILD)/obj/relay/relay_alloc.o \
 		$(LIBCODEC) $(LIBPROTO)
 	@mkdir -p $(@D)

@@ -10,6 +10,7 @@
 
 #include "relay/relay_conn.h"
 #include "relay/relay_guard.h"
+#include "relay/relay_owner.h"
 #include "relay/relay_session.h"
 
 #define RELAY_ASSIST_ID_BYTES 8
@@ -25,8 +26,8 @@ static void relay_assist_tell(struct relay *r, const struct relay_store_assist *
 {
 	struct relay_session *s = relay_assist_session(r, a->desktop);
 
-	if (s && s->host)
-		relay_conn_send_json(s->host, proto_ctrl_build(PROTO_MSG_NOTIFY,
+	if (s)
+		relay_owner_tell(s, proto_ctrl_build(PROTO_MSG_NOTIFY,
 			"{s:s, s:s, s:s}", "event", event, "message", message,
 			"id", a->id));
 }
@@ -59,7 +60,7 @@ static void relay_assist_invite(struct relay *r, const struct relay_store_assist
 {
 	struct relay_session *s = relay_assist_session(r, a->desktop);
 
-	relay_conn_send_json(s->host, proto_ctrl_build(PROTO_MSG_ASSIST_INVITE,
+	relay_owner_tell(s, proto_ctrl_build(PROTO_MSG_ASSIST_INVITE,
 		"{s:s, s:s, s:s}", "id", a->id, "admin", a->admin,
 		"initiator", a->initiator));
 }
@@ -87,8 +88,8 @@ static int relay_assist_find_open(const struct relay_store_assist *a, void *arg)
 	return 1;
 }
 
-static int relay_assist_open_for(struct relay *r, const char *desktop,
-				 struct relay_store_assist *out)
+int relay_assist_open(struct relay *r, const char *desktop,
+		      struct relay_store_assist *out)
 {
 	int rc;
 
@@ -129,6 +130,18 @@ static int relay_assist_create(struct relay *r, const char *desktop,
 
 /* ---- the user, on the desktop ------------------------------------- */
 
+char *relay_assist_requested_json(struct relay *r,
+				  const struct relay_store_assist *a)
+{
+	int64_t left = a->expires_at - relay_clock_s(r);
+
+	return proto_ctrl_build(PROTO_MSG_NOTIFY,
+		"{s:s, s:s, s:s, s:I, s:I}", "event", "assist_requested",
+		"message", "Your request for help was sent to the administrators.",
+		"id", a->id, "expires_at", (json_int_t)a->expires_at,
+		"expires_in", (json_int_t)(left > 0 ? left : 0));
+}
+
 static void relay_assist_request(struct relay_conn *c)
 {
 	struct relay *r = c->relay;
@@ -142,7 +155,7 @@ static void relay_assist_request(struct relay_conn *c)
 			NULL);
 		return;
 	}
-	if (relay_assist_open_for(r, s->desktop, &a) != 0) {
+	if (relay_assist_open(r, s->desktop, &a) != 0) {
 		err = relay_assist_create(r, s->desktop, s->user, "user",
 					  RELAY_ASSIST_PENDING, NULL, &a);
 		if (err) {
@@ -150,10 +163,7 @@ static void relay_assist_request(struct relay_conn *c)
 			return;
 		}
 	}
-	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_NOTIFY,
-		"{s:s, s:s, s:s, s:I}", "event", "assist_requested", "message",
-		"Your request for help was sent to the administrators.",
-		"id", a.id, "expires_at", (json_int_t)a.expires_at));
+	relay_owner_tell(s, relay_assist_requested_json(r, &a));
 }
 
 static void relay_assist_user_accept(struct relay_conn *c, const char *id)
@@ -175,8 +185,7 @@ static void relay_assist_user_accept(struct relay_conn *c, const char *id)
 		relay_conn_send_error(c, err, NULL);
 		return;
 	}
-	relay_assist_tell(r, &a, "assist_accepted",
-		"You accepted remote assistance; the administrator can now connect.");
+	relay_assist_tell(r, &a, "assist_accepted", RELAY_ASSIST_ACCEPTED_MSG);
 }
 
 static void relay_assist_user_decline(struct relay_conn *c, const char *id)
@@ -223,7 +232,7 @@ static void relay_assist_user_end(struct relay_conn *c)
 {
 	struct relay *r = c->relay;
 	struct relay_store_assist a;
-	int err = relay_assist_open_for(r, c->session->desktop, &a);
+	int err = relay_assist_open(r, c->session->desktop, &a);
 
 	if (!err)
 		err = relay_assist_finish(r, &a, c->session->user);
@@ -291,8 +300,8 @@ void relay_assist_join(struct relay_conn *c, const char *id)
 	s = relay_assist_session(r, a.desktop);
 	snprintf(s->assist_id, sizeof(s->assist_id), "%s", a.id);
 	relay_session_attach_viewer(s, c, RELAY_ROLE_ASSIST);
-	relay_session_notify(s->host, "assist_started",
-			     "Remote assistance started.", c->who.user);
+	relay_owner_notify(s, "assist_started", "Remote assistance started.",
+			   c->who.user);
 }
 
 void relay_assist_guest_left(struct relay_session *s)
@@ -363,7 +372,7 @@ int relay_assist_start(struct relay *r, const char *desktop,
 	if (!err)
 		err = relay_session_permitted(r,
 			relay_assist_session(r, desktop)->user, RELAY_PERM_HELP);
-	if (!err && relay_assist_open_for(r, desktop, out) == 0)
+	if (!err && relay_assist_open(r, desktop, out) == 0)
 		err = -PROTO_E_STATE;
 	if (err)
 		return err;
@@ -417,10 +426,40 @@ void relay_assist_tick(struct relay *r)
 	} while (rc == 1 && x.n > 0);
 }
 
+/* The desktop's owner joined: the open request's state, as the host
+ * was told it. */
+static void relay_assist_owner_joined(struct relay_session *s,
+				      struct relay_conn *o)
+{
+	struct relay *r = s->relay;
+	struct relay_store_assist a;
+
+	if (relay_assist_open(r, s->desktop, &a) != 0)
+		return;
+	switch (a.state) {
+	case RELAY_ASSIST_PENDING:
+		relay_conn_send_json(o, relay_assist_requested_json(r, &a));
+		break;
+	case RELAY_ASSIST_INVITED:
+		relay_conn_send_json(o, proto_ctrl_build(PROTO_MSG_ASSIST_INVITE,
+			"{s:s, s:s, s:s}", "id", a.id, "admin", a.admin,
+			"initiator", a.initiator));
+		break;
+	case RELAY_ASSIST_ACCEPTED:
+		relay_conn_send_json(o, proto_ctrl_build(PROTO_MSG_NOTIFY,
+			"{s:s, s:s, s:s}", "event", "assist_accepted", "message",
+			RELAY_ASSIST_ACCEPTED_MSG, "id", a.id));
+		break;
+	default:
+		break; /* active: relay_owner_replay named the administrator */
+	}
+}
+
 static const struct relay_session_assist_hooks relay_assist_hooks = {
 	.host_msg = relay_assist_host_msg,
 	.join = relay_assist_join,
 	.guest_left = relay_assist_guest_left,
+	.owner_joined = relay_assist_owner_joined,
 };
 
 void relay_assist_init(struct relay *r)
