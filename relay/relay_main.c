@@ -23,6 +23,7 @@
 #include "relay/relay_alloc.h"
 #include "relay/relay_assist.h"
 #include "relay/relay_conn.h"
+#include "relay/relay_guard.h"
 #include "relay/relay_loop.h"
 #include "relay/relay_reload.h"
 #include "relay/relay_server.h"
@@ -79,6 +80,7 @@ static void relay_tick(struct relay_timer *timer)
 	relay_map_each(&r->by_desktop, relay_roll_stream, win);
 	t->last_roll_us = now;
 	relay_assist_tick(r);
+	relay_guard_tick(r);
 	relay_trim(r);
 	relay_timer_start(&t->timer, RELAY_TICK_US);
 }
@@ -143,6 +145,31 @@ static void relay_run(struct relay *r)
 	relay_timer_stop(&stopper.timer);
 }
 
+/* relay.db holds owner keys and codes: like the secret, a database
+ * group or others can read is refused rather than trusted, and new
+ * files are made private (umask). */
+static int relay_check_db_mode(const char *dir)
+{
+	static const char *const files[] = { "relay.db", "relay.db-wal",
+					     "relay.db-shm" };
+	char path[1024];
+	struct stat st;
+
+	umask(077);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		if (stat(path, &st) != 0)
+			continue;
+		if (st.st_mode & 077) {
+			fprintf(stderr, "asp-relay: %s is accessible to group or "
+				"others (mode %03o): refused; chmod 600 it\n",
+				path, (unsigned)(st.st_mode & 0777));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* The data directory: the signing secret, the store, and the sessions
  * the store remembers. */
 static int relay_open_data(struct relay *r)
@@ -161,6 +188,8 @@ static int relay_open_data(struct relay *r)
 			r->cfg.data_dir, proto_err_info(err)->message);
 		return -1;
 	}
+	if (relay_check_db_mode(r->cfg.data_dir))
+		return -1;
 	if (relay_store_sqlite_open(r->cfg.data_dir, &r->store, why,
 				    sizeof(why))) {
 		fprintf(stderr, "asp-relay: cannot open the store: %s\n", why);

@@ -781,7 +781,15 @@ static void fz_hang_up(void)
 	if (fz_relay.conns)
 		fz_die("a connection is still listed");
 	relay_session_free_all(&fz_relay);
+	/* Failed joins and the like are counted for a while: forget them,
+	 * or one input's guesses would rate-limit the next. */
+	relay_guard_free(&fz_relay.guard);
+	relay_guard_init(&fz_relay.guard);
 	fz_store_tidy();
+	/* A control message the relay could not build was never sent: a
+	 * defect the checks on what arrives cannot see. */
+	if (relay_guard_build_failures())
+		fz_die("the relay failed to build a control message");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
