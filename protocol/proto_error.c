@@ -54,6 +54,9 @@ static const struct proto_err_info err_table[PROTO_E__COUNT] = {
 	[PROTO_E_NOT_FOUND] = {"not_found", 4018, 404, "Not found."},
 	[PROTO_E_INTERNAL] = {"internal", 4019, 500,
 		"The relay could not complete the request. Try again."},
+	[PROTO_E_STORAGE] = {"storage_unavailable", 4020, 503,
+		"The relay cannot save changes right now (its storage is full, "
+		"locked or read-only); nothing was changed. Try again later."},
 };
 
 const struct proto_err_info *proto_err_info(int err)

@@ -35,6 +35,7 @@ enum proto_err {
 	PROTO_E_SLOW,             /* viewer made no progress for too long */
 	PROTO_E_NOT_FOUND,        /* unknown id (admin API, assistance) */
 	PROTO_E_INTERNAL,         /* the relay failed; nothing was lost */
+	PROTO_E_STORAGE,          /* disk full, store locked or read-only */
 	PROTO_E__COUNT
 };
 

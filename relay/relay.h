@@ -49,6 +49,8 @@ struct relay_config {
 	int stall_secs;           /* close a viewer making no progress */
 	uint32_t keyframe_gap_ms; /* least time between keyframe requests */
 	bool test_clock;          /* allow PUT /api/clock (tests only) */
+	int retain_assist_days;   /* keep finished requests; 0: forever */
+	int retain_audit_days;    /* keep audit events; 0: forever */
 };
 
 struct relay_stats {
@@ -178,6 +180,7 @@ struct relay {
 	bool tls;
 	bool stopping;
 	bool trim_pending;        /* a session ended: give memory back */
+	int64_t retain_next_s;    /* when relay_retain looks again */
 };
 
 /* Wall clock in microseconds since the Unix epoch (the capture clock). */

@@ -27,6 +27,7 @@
 #include "relay/relay_assist.h"
 #include "relay/relay_conn.h"
 #include "relay/relay_http.h"
+#include "relay/relay_retain.h"
 #include "relay/relay_session.h"
 
 #ifndef ASP_WEB_DIR
@@ -100,6 +101,9 @@ static void relay_usage(FILE *to)
 "                       data waits for it (default 30)\n"
 "  --keyframe-gap MS    least time between keyframe requests to a host\n"
 "                       (default 1000)\n"
+"  --retain-assist DAYS keep finished assistance requests DAYS days (default\n"
+"                       30; 0 keeps them forever)\n"
+"  --retain-audit DAYS  keep audit events DAYS days (default 0: forever)\n"
 "  --test-clock         let administrators move the relay's clock forward\n"
 "                       (PUT /api/clock): for tests of expiry, never in\n"
 "                       production\n"
@@ -147,6 +151,20 @@ static int relay_parse_listen(const char *s, struct relay_config *cfg)
 	return 0;
 }
 
+/* 0 (forever) to 100 years. */
+static int relay_parse_days(const char *s, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > 36500)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
 static int relay_parse_args(int argc, char **argv, struct relay_config *cfg)
 {
 	static const struct option opts[] = {
@@ -161,6 +179,8 @@ static int relay_parse_args(int argc, char **argv, struct relay_config *cfg)
 		{ "gop-bytes", required_argument, NULL, 'g' },
 		{ "stall-timeout", required_argument, NULL, 's' },
 		{ "keyframe-gap", required_argument, NULL, 'f' },
+		{ "retain-assist", required_argument, NULL, 'A' },
+		{ "retain-audit", required_argument, NULL, 'U' },
 		{ "test-clock", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -205,6 +225,14 @@ static int relay_parse_args(int argc, char **argv, struct relay_config *cfg)
 			if (relay_parse_size(optarg, &n) || n > 60000)
 				goto bad;
 			cfg->keyframe_gap_ms = (uint32_t)n;
+			break;
+		case 'A':
+			if (relay_parse_days(optarg, &cfg->retain_assist_days))
+				goto bad;
+			break;
+		case 'U':
+			if (relay_parse_days(optarg, &cfg->retain_audit_days))
+				goto bad;
 			break;
 		case 't':
 			cfg->test_clock = true;
@@ -286,6 +314,7 @@ static void relay_tick(lws_sorted_usec_list_t *sul)
 		relay_map_each(&r->by_desktop, relay_roll_stream, win);
 		t->last_roll_us = now;
 		relay_assist_tick(r);
+		relay_retain_tick(r);
 		relay_trim(r);
 	}
 	relay_conn_tick(r, now);
@@ -380,6 +409,8 @@ static void relay_init(struct relay *r)
 	r->cfg.gop_bytes = 8u << 20;
 	r->cfg.stall_secs = 30;
 	r->cfg.keyframe_gap_ms = 1000;
+	r->cfg.retain_assist_days = RELAY_RETAIN_ASSIST_DAYS;
+	r->cfg.retain_audit_days = RELAY_RETAIN_AUDIT_DAYS;
 	relay_map_init(&r->by_desktop);
 	relay_map_init(&r->by_code);
 	relay_map_init(&r->by_owner);

@@ -419,10 +419,12 @@ static void relay_session_share(struct relay_conn *c)
 		return;
 	}
 	if (!s->code[0]) {
-		if (relay_new_code(c->relay, s->code) < 0 ||
-		    relay_session_persist(s) < 0) {
+		err = relay_new_code(c->relay, s->code);
+		if (!err)
+			err = relay_session_persist(s);
+		if (err) {
 			s->code[0] = '\0';
-			relay_conn_send_error(c, -PROTO_E_INTERNAL, NULL);
+			relay_conn_send_error(c, err, NULL);
 			return;
 		}
 		relay_map_put(&c->relay->by_code, s->code, s);
