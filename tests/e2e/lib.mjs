@@ -596,11 +596,12 @@ export class Relay {
 }
 
 // Runs body with a fresh relay (opts.args: extra relay arguments, opts.env:
-// extra environment), then tears everything down and checks the
-// relay's exit.  A body failure is reported with the relay's stderr.
+// extra environment, opts.RelayClass: a subclass of Relay), then tears
+// everything down and checks the relay's exit.  A body failure is
+// reported with the relay's stderr.
 export async function withRelay(opts, body) {
   if (typeof opts === 'function') { body = opts; opts = {}; }
-  const relay = new Relay(opts.args || [], opts.env || {});
+  const relay = new (opts.RelayClass || Relay)(opts.args || [], opts.env || {});
   let err = null;
   try {
     await relay.ready();
