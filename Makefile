@@ -76,8 +76,10 @@ $(LIBCLIENT): $(CLIENT_OBJ)
 # The relay serves its web page from the source tree it was built from.
 $(BUILD)/obj/relay/relay_main.o: ALL_CFLAGS += -DASP_WEB_DIR='"$(CURDIR)/relay/www"'
 
+# The relay's event loop is libev (Debian ships no libev.pc).
+RELAY_LDLIBS := -lev
 $(BUILD)/asp-relay: $(RELAY_OBJ) $(LIBCODEC) $(LIBPROTO)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(RELAY_LDLIBS)
 $(BUILD)/asp-%: $(BUILD)/obj/tools/asp-%.o $(LIBCLIENT) $(LIBCODEC) $(LIBPROTO)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 BENCH_HELPERS := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out bench/asp-%.c,$(wildcard bench/*.c)))

@@ -21,7 +21,11 @@
 #include "protocol/proto_error.h"
 #include "protocol/proto_media.h"
 #include "protocol/proto_token.h"
+#include "relay/relay_audit.h"
+#include "relay/relay_clock.h"
 #include "relay/relay_frame.h"
+#include "relay/relay_log.h"
+#include "relay/relay_loop.h"
 #include "relay/relay_map.h"
 #include "relay/relay_queue.h"
 #include "relay/relay_store.h"
@@ -29,6 +33,9 @@
 struct lws;
 struct lws_context;
 struct lws_vhost;
+struct relay_loop;
+struct relay_conn_events;
+struct relay_session_assist_hooks;
 
 #define RELAY_DESKTOP_MAX 64
 #define RELAY_NAME_MAX 64
@@ -112,13 +119,17 @@ struct relay_conn {
 	char close_reason[32];
 
 	/* Health and metrics. */
-	uint64_t last_progress_us; /* last write, or when data began waiting */
+	/* Monotonic: the last write, or when data began waiting.  The stall
+	 * timer runs while data waits and re-arms itself lazily, so a write
+	 * costs no timer operation. */
+	uint64_t last_progress_us;
+	struct relay_timer stall_timer;
+	struct relay_timer metrics_timer;
 	uint64_t ping_sent_us;
 	bool want_ping;
 	double rtt_ms;
 	uint64_t last_age_us;
 	uint32_t metrics_interval_ms;
-	uint64_t next_report_us;
 };
 
 struct relay_stream_stats {
@@ -167,12 +178,17 @@ struct relay_session {
 struct relay {
 	struct relay_config cfg;
 	struct relay_stats stats;
+	struct relay_loop *loop;
 	struct lws_context *context;
 	struct lws_vhost *vhost;
 	struct relay_map by_desktop;
 	struct relay_map by_code;
 	struct relay_map by_owner;
 	struct relay_store *store;
+	/* The layers above, registered at start-up (relay_session_init,
+	 * relay_assist_init): lower layers reach upper ones only here. */
+	const struct relay_conn_events *conn_events;
+	const struct relay_session_assist_hooks *assist_hooks;
 	uint8_t secret[PROTO_TOKEN_SECRET_LEN];
 	int64_t clock_offset_s;   /* the injectable clock (tests) */
 	struct relay_conn *conns;
@@ -182,22 +198,5 @@ struct relay {
 	bool trim_pending;        /* a session ended: give memory back */
 	int64_t retain_next_s;    /* when relay_retain looks again */
 };
-
-/* Wall clock in microseconds since the Unix epoch (the capture clock). */
-uint64_t relay_now_us(void);
-
-/* The relay's clock for tokens, expiry and the audit log: unix seconds,
- * plus the offset tests may inject (--test-clock). */
-int64_t relay_clock_s(const struct relay *r);
-
-/* Appends an audit event (actor, event, desktop, detail); a store
- * failure is logged, never fatal. */
-void relay_audit(struct relay *r, const char *actor, const char *event,
-		 const char *desktop, const char *detail);
-
-/* One log line on stderr: time, event and detail; never payloads, codes
- * or tokens. */
-void relay_log(const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 
 #endif

@@ -4,6 +4,7 @@
  */
 #include "relay/relay_alloc.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,15 @@ static void relay_oom(size_t n)
 {
 	fprintf(stderr, "asp-relay: out of memory allocating %zu bytes\n", n);
 	abort();
+}
+
+/* Larger than any message the relay accepts by default (4 MiB). */
+#define RELAY_MMAP_THRESHOLD (16u << 20)
+
+void relay_alloc_tune(void)
+{
+	mallopt(M_MMAP_THRESHOLD, RELAY_MMAP_THRESHOLD);
+	mallopt(M_TRIM_THRESHOLD, 2 * RELAY_MMAP_THRESHOLD);
 }
 
 void *relay_xmalloc(size_t n)

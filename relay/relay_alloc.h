@@ -11,6 +11,16 @@
 
 #include <stddef.h>
 
+/* Tunes glibc's malloc for the relay's frames; call once at start-up.
+ * By default every buffer of 128 KiB or more is its own mmap, and free()
+ * gives the top of the heap back as soon as 128 KiB are free there, so a
+ * stream of 256 KiB messages (or a burst of 40 KiB ones) faulted in and
+ * zeroed fresh pages for every message: a quarter of the relay's CPU in
+ * clear_page and page faults.  Frames now come from the heap and stay
+ * mapped; memory goes back to the system in one malloc_trim after a
+ * session ends (relay_main.c), not on every free. */
+void relay_alloc_tune(void);
+
 void *relay_xmalloc(size_t n);
 void *relay_xcalloc(size_t count, size_t size);
 void *relay_xrealloc(void *p, size_t n);

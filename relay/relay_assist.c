@@ -397,3 +397,14 @@ void relay_assist_tick(struct relay *r)
 				"Your request for help expired. Send a new one.");
 	}
 }
+
+static const struct relay_session_assist_hooks relay_assist_hooks = {
+	.host_msg = relay_assist_host_msg,
+	.join = relay_assist_join,
+	.guest_left = relay_assist_guest_left,
+};
+
+void relay_assist_init(struct relay *r)
+{
+	relay_session_set_assist(r, &relay_assist_hooks);
+}

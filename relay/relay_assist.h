@@ -28,6 +28,10 @@
 /* How long a request waits for an administrator. */
 #define RELAY_ASSIST_TTL_S (180 * 60)
 
+/* Registers assistance with the session layer (relay_session_set_assist).
+ * Call once, after relay_session_init. */
+void relay_assist_init(struct relay *r);
+
 /* Host messages assist_request, assist_accept, assist_decline,
  * assist_end. */
 void relay_assist_host_msg(struct relay_conn *c, const struct proto_ctrl *m);

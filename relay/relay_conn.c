@@ -31,7 +31,6 @@
 #include <string.h>
 
 #include "relay/relay_alloc.h"
-#include "relay/relay_session.h"
 
 /* Largest single lws_write; matches the viewer protocol's tx_packet_size
  * so lws never splits (and copies) a write itself. */
@@ -91,6 +90,11 @@ static void relay_conn_kill_slow(struct relay_conn *c)
 	relay_conn_refuse(c, -PROTO_E_SLOW, NULL);
 }
 
+static uint64_t relay_conn_stall_us(const struct relay *r)
+{
+	return (uint64_t)r->cfg.stall_secs * 1000000u;
+}
+
 static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 {
 	const struct relay_config *cfg = &c->relay->cfg;
@@ -100,8 +104,12 @@ static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 	if (c->state == RELAY_ST_CLOSING)
 		return;
 	/* The stall clock runs only while something waits to be written. */
-	if (!c->q.count)
-		c->last_progress_us = relay_now_us();
+	if (!c->q.count) {
+		c->last_progress_us = relay_mono_us();
+		if (!relay_timer_active(&c->stall_timer))
+			relay_timer_start(&c->stall_timer,
+					  relay_conn_stall_us(c->relay));
+	}
 	relay_queue_push(&c->q, relay_frame_ref(f));
 	relay_conn_want_write(c);
 	if (!c->is_host && c->q.bytes > 4 * cfg->queue_bytes)
@@ -156,7 +164,7 @@ void relay_conn_refuse(struct relay_conn *c, int err, const char *detail)
 		return;
 	relay_log("refuse", "reason=%s desktop=%s", info->code,
 		  c->session ? c->session->desktop : "-");
-	relay_session_detach(c);
+	c->relay->conn_events->gone(c);
 	relay_conn_send_error(c, err, detail);
 	relay_conn_close(c, info->close_code, info->code);
 }
@@ -180,8 +188,7 @@ static void relay_conn_video_overflow(struct relay_conn *c,
 	}
 	relay_count_drops(c, PROTO_KIND_VIDEO, 1);
 	c->skip_video = true;
-	if (c->session)
-		relay_session_request_keyframe(c->session, "drop");
+	c->relay->conn_events->want_keyframe(c);
 }
 
 void relay_conn_send_media(struct relay_conn *c, struct relay_frame *f)
@@ -335,9 +342,9 @@ static int relay_conn_writable(struct relay_conn *c)
 	}
 	if (relay_conn_write_some(c) < 0)
 		return -1;
-	c->last_progress_us = relay_now_us();
+	c->last_progress_us = relay_mono_us();
 	if (c->is_host && c->session)
-		relay_session_host_drained(c->session);
+		c->relay->conn_events->drained(c);
 	if (c->q.count || c->state == RELAY_ST_CLOSING)
 		relay_conn_want_write(c);
 	return 0;
@@ -363,22 +370,25 @@ static void relay_conn_metrics_req(struct relay_conn *c,
 	}
 	if (ms >= 0)
 		c->metrics_interval_ms = (uint32_t)ms;
-	c->next_report_us = relay_now_us() + c->metrics_interval_ms * 1000ull;
+	if (c->metrics_interval_ms)
+		relay_timer_start(&c->metrics_timer,
+				  c->metrics_interval_ms * 1000ull);
+	else
+		relay_timer_stop(&c->metrics_timer);
 	relay_conn_report_metrics(c);
 }
 
 static void relay_conn_dispatch(struct relay_conn *c, const struct proto_ctrl *m)
 {
+	const struct relay_conn_events *ev = c->relay->conn_events;
+
 	if (c->state == RELAY_ST_HELLO) {
 		if (m->type != PROTO_MSG_HELLO) {
 			relay_conn_send_error(c, -PROTO_E_STATE,
 					      "Say hello first.");
 			return;
 		}
-		if (c->is_host)
-			relay_session_host_hello(c, m);
-		else
-			relay_session_viewer_hello(c, m);
+		ev->hello(c, m);
 		return;
 	}
 	switch (m->type) {
@@ -390,7 +400,7 @@ static void relay_conn_dispatch(struct relay_conn *c, const struct proto_ctrl *m
 		return;
 	case PROTO_MSG_JOIN:
 		if (!c->is_host) {
-			relay_session_join(c, m);
+			ev->join(c, m);
 			return;
 		}
 		break;
@@ -399,10 +409,8 @@ static void relay_conn_dispatch(struct relay_conn *c, const struct proto_ctrl *m
 	}
 	if (c->state != RELAY_ST_JOINED || m->type == PROTO_MSG_HELLO)
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
-	else if (c->is_host)
-		relay_session_host_msg(c, m);
 	else
-		relay_session_viewer_msg(c, m);
+		ev->msg(c, m);
 }
 
 static void relay_conn_text_done(struct relay_conn *c)
@@ -489,10 +497,8 @@ static void relay_conn_media_done(struct relay_conn *c)
 	c->relay->stats.msgs_in++;
 	if (c->state != RELAY_ST_JOINED)
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
-	else if (c->is_host)
-		relay_session_publish(c, f);
 	else
-		relay_session_input(c, f);
+		c->relay->conn_events->media(c, f);
 	relay_frame_unref(f);
 }
 
@@ -599,6 +605,9 @@ static void relay_conn_rx_binary(struct relay_conn *c, const uint8_t *in,
 
 /* ---- lifetime ------------------------------------------------------ */
 
+static void relay_conn_stall_check(struct relay_timer *t);
+static void relay_conn_metrics_due(struct relay_timer *t);
+
 static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 {
 	struct relay *r = lws_context_user(lws_get_context(wsi));
@@ -607,7 +616,9 @@ static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 	c->relay = r;
 	c->wsi = wsi;
 	c->is_host = host;
-	c->last_progress_us = relay_now_us();
+	c->last_progress_us = relay_mono_us();
+	relay_timer_init(&c->stall_timer, r->loop, relay_conn_stall_check);
+	relay_timer_init(&c->metrics_timer, r->loop, relay_conn_metrics_due);
 	relay_queue_init(&c->q);
 	c->next = r->conns;
 	if (r->conns)
@@ -628,7 +639,9 @@ static void relay_conn_gone(struct relay_conn *c)
 
 	if (!r)
 		return; /* never opened */
-	relay_session_detach(c);
+	r->conn_events->gone(c);
+	relay_timer_stop(&c->stall_timer);
+	relay_timer_stop(&c->metrics_timer);
 	relay_queue_free(&c->q);
 	relay_frame_unref(c->rx);
 	free(c->rx_text);
@@ -748,21 +761,32 @@ void relay_conn_report_metrics(struct relay_conn *c)
 		"forwarded_bytes", (json_int_t)(s ? s->forwarded_bytes : 0)));
 }
 
-void relay_conn_tick(struct relay *r, uint64_t now_us)
+/* A viewer that has data waiting and wrote nothing for stall_secs is
+ * slow.  The timer was armed when data began waiting; writes only move
+ * last_progress_us, and the timer re-arms itself for what is left. */
+static void relay_conn_stall_check(struct relay_timer *t)
 {
-	uint64_t stall = (uint64_t)r->cfg.stall_secs * 1000000;
+	struct relay_conn *c = lws_container_of(t, struct relay_conn,
+						stall_timer);
+	uint64_t stall = relay_conn_stall_us(c->relay);
+	uint64_t idle = relay_mono_us() - c->last_progress_us;
 
-	for (struct relay_conn *c = r->conns; c; c = c->next) {
-		if (c->state == RELAY_ST_CLOSING)
-			continue;
-		if (c->q.count && now_us > c->last_progress_us &&
-		    now_us - c->last_progress_us > stall) {
-			relay_conn_kill_slow(c);
-			continue;
-		}
-		if (c->metrics_interval_ms && now_us >= c->next_report_us) {
-			c->next_report_us = now_us + c->metrics_interval_ms * 1000ull;
-			relay_conn_report_metrics(c);
-		}
+	if (c->state == RELAY_ST_CLOSING || !c->q.count)
+		return;
+	if (idle >= stall) {
+		relay_conn_kill_slow(c);
+		return;
 	}
+	relay_timer_start(t, stall - idle);
+}
+
+static void relay_conn_metrics_due(struct relay_timer *t)
+{
+	struct relay_conn *c = lws_container_of(t, struct relay_conn,
+						metrics_timer);
+
+	if (c->state == RELAY_ST_CLOSING || !c->metrics_interval_ms)
+		return;
+	relay_timer_start(t, c->metrics_interval_ms * 1000ull);
+	relay_conn_report_metrics(c);
 }

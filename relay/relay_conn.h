@@ -21,6 +21,27 @@
 #define RELAY_PROTO_HOST "asp.host.v1"
 #define RELAY_PROTO_VIEW "asp.view.v1"
 
+/* What the layer above (the session rules) does with a connection's
+ * events.  relay_conn calls up only through this table, which the session
+ * layer puts in relay.conn_events at start-up; every entry is required.
+ * Messages are parsed and schema-checked; frames are borrowed. */
+struct relay_conn_events {
+	/* The first message, a hello, from a host or a viewer. */
+	void (*hello)(struct relay_conn *c, const struct proto_ctrl *m);
+	/* A viewer's join, in any state after hello. */
+	void (*join)(struct relay_conn *c, const struct proto_ctrl *m);
+	/* Any other control message once c has joined. */
+	void (*msg)(struct relay_conn *c, const struct proto_ctrl *m);
+	/* A complete, validated media message (host) or input (viewer). */
+	void (*media)(struct relay_conn *c, struct relay_frame *f);
+	/* The host's queue drained. */
+	void (*drained)(struct relay_conn *c);
+	/* c leaves its session (refusal, close); may come twice. */
+	void (*gone)(struct relay_conn *c);
+	/* c dropped video and waits for a keyframe from its host. */
+	void (*want_keyframe)(struct relay_conn *c);
+};
+
 int relay_conn_host_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len);
 int relay_conn_view_cb(struct lws *wsi, enum lws_callback_reasons reason,
@@ -55,9 +76,5 @@ void relay_conn_wait_keyframe(struct relay_conn *c);
 
 /* Writes a metrics report for c's session now and arms a ping. */
 void relay_conn_report_metrics(struct relay_conn *c);
-
-/* Called once a second and on shutdown: closes viewers that made no
- * progress for stall_secs, sends due metrics reports. */
-void relay_conn_tick(struct relay *r, uint64_t now_us);
 
 #endif

@@ -1,18 +1,17 @@
 /*
  * asp-relay: the streaming relay server.
  *
- * Parses the command line, creates one lws context with one vhost that
- * serves HTTP, the host protocol and the viewer protocol on one port
- * (with TLS when given a certificate), and runs the event loop until
- * SIGINT or SIGTERM.  Shutdown closes every WebSocket with 1001 (going
- * away), waits briefly for the close frames to go out, and frees
- * everything, so a sanitizer run ends with no leak.
+ * Parses the command line, opens the data directory, creates the event
+ * loop (relay_loop) and the lws context on it (relay_server), and runs
+ * until SIGINT or SIGTERM.  Shutdown closes every WebSocket with 1001
+ * (going away), waits briefly for the close frames to go out, and frees
+ * everything, so a sanitizer run ends with no leak.  This file only wires
+ * modules together; nothing calls into it.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,64 +19,24 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include <libwebsockets.h>
 #include <openssl/crypto.h>
 
 #include "relay/relay.h"
+#include "relay/relay_alloc.h"
 #include "relay/relay_assist.h"
 #include "relay/relay_conn.h"
-#include "relay/relay_http.h"
+#include "relay/relay_loop.h"
 #include "relay/relay_retain.h"
+#include "relay/relay_server.h"
 #include "relay/relay_session.h"
 
 #ifndef ASP_WEB_DIR
 #define ASP_WEB_DIR "relay/www"
 #endif
 
-#define RELAY_TICK_US (100 * 1000)
+#define RELAY_TICK_US (1000 * 1000)
 #define RELAY_SHUTDOWN_US (2 * 1000 * 1000)
-
-static volatile sig_atomic_t relay_stop_requested;
-static struct lws_context *relay_signal_context;
-
-uint64_t relay_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-int64_t relay_clock_s(const struct relay *r)
-{
-	return (int64_t)time(NULL) + r->clock_offset_s;
-}
-
-void relay_audit(struct relay *r, const char *actor, const char *event,
-		 const char *desktop, const char *detail)
-{
-	struct relay_store *st = r->store;
-
-	if (st->ops->audit_append(st, relay_clock_s(r), actor, event, desktop,
-				  detail))
-		relay_log("store-error", "audit: %s", st->ops->why(st));
-}
-
-void relay_log(const char *event, const char *fmt, ...)
-{
-	char when[32];
-	time_t t = time(NULL);
-	struct tm tm;
-	va_list ap;
-
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	fprintf(stderr, "%s %s ", when, event);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
+#define RELAY_STOP_POLL_US (20 * 1000)
 
 static void relay_usage(FILE *to)
 {
@@ -257,14 +216,6 @@ bad:
 	return -1;
 }
 
-static void relay_on_signal(int sig)
-{
-	(void)sig;
-	relay_stop_requested = 1;
-	if (relay_signal_context)
-		lws_cancel_service(relay_signal_context);
-}
-
 /* Rates over the last window; a stream that began inside the window is
  * measured from its start, so its first rate is not diluted. */
 static void relay_roll_stream(const char *key, void *val, void *arg)
@@ -297,103 +248,76 @@ static void relay_trim(struct relay *r)
 }
 
 struct relay_ticker {
-	lws_sorted_usec_list_t sul;
+	struct relay_timer timer;
 	struct relay *relay;
 	uint64_t last_roll_us;
 };
 
-static void relay_tick(lws_sorted_usec_list_t *sul)
+static void relay_tick(struct relay_timer *timer)
 {
-	struct relay_ticker *t = lws_container_of(sul, struct relay_ticker, sul);
+	struct relay_ticker *t = (struct relay_ticker *)timer;
 	struct relay *r = t->relay;
 	uint64_t now = relay_now_us();
+	uint64_t win[2] = { t->last_roll_us, now };
 
-	if (now - t->last_roll_us >= 1000000) {
-		uint64_t win[2] = { t->last_roll_us, now };
-
-		relay_map_each(&r->by_desktop, relay_roll_stream, win);
-		t->last_roll_us = now;
-		relay_assist_tick(r);
-		relay_retain_tick(r);
-		relay_trim(r);
-	}
-	relay_conn_tick(r, now);
-	lws_sul_schedule(r->context, 0, &t->sul, relay_tick, RELAY_TICK_US);
+	relay_map_each(&r->by_desktop, relay_roll_stream, win);
+	t->last_roll_us = now;
+	relay_assist_tick(r);
+	relay_retain_tick(r);
+	relay_trim(r);
+	relay_timer_start(&t->timer, RELAY_TICK_US);
 }
 
-static const struct lws_protocols relay_protocols[] = {
-	{ "http", relay_http_cb, sizeof(struct relay_http), 0, 0, NULL, 0 },
-	/* lws allocates rx_buffer_size per connection, so it is a trade
-	 * between callbacks per big message and memory per idle session
-	 * (bench/ measures both).  Viewers send small input messages but
-	 * receive big ones, written in RELAY_CHUNK pieces. */
-	{ RELAY_PROTO_HOST, relay_conn_host_cb, sizeof(struct relay_conn),
-	  32 * 1024, 1, NULL, 64 * 1024 },
-	{ RELAY_PROTO_VIEW, relay_conn_view_cb, sizeof(struct relay_conn),
-	  4096, 2, NULL, 256 * 1024 },
-	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+/* Shutdown: every connection is sent its 1001 close; the loop ends when
+ * the last one is gone or RELAY_SHUTDOWN_US has passed, whichever comes
+ * first.  A second signal ends it at once. */
+struct relay_stopper {
+	struct relay_timer timer;
+	struct relay *relay;
+	uint64_t deadline_us;
 };
 
-static const lws_retry_bo_t relay_retry = {
-	.secs_since_valid_ping = 20,
-	.secs_since_valid_hangup = 30,
-};
-
-static int relay_create_context(struct relay *r)
+static void relay_stop_check(struct relay_timer *timer)
 {
-	struct lws_context_creation_info info;
+	struct relay_stopper *st = (struct relay_stopper *)timer;
+	struct relay *r = st->relay;
 
-	memset(&info, 0, sizeof(info));
-	info.port = r->cfg.listen_port;
-	info.iface = r->cfg.listen_host;
-	info.protocols = relay_protocols;
-	info.user = r;
-	info.pt_serv_buf_size = 64 * 1024;
-	info.alpn = "http/1.1";
-	info.retry_and_idle_policy = &relay_retry;
-	info.timeout_secs = 10;
-	info.vhost_name = "default";
-	if (r->cfg.tls_cert) {
-		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-		info.ssl_cert_filepath = r->cfg.tls_cert;
-		info.ssl_private_key_filepath = r->cfg.tls_key;
-		r->tls = true;
+	if (!r->nconns || relay_mono_us() >= st->deadline_us) {
+		relay_loop_break(r->loop);
+		return;
 	}
-	r->context = lws_create_context(&info);
-	if (!r->context)
-		return -1;
-	r->vhost = lws_get_vhost_by_name(r->context, "default");
-	if (!r->vhost)
-		return -1;
-	return 0;
+	relay_timer_start(&st->timer, RELAY_STOP_POLL_US);
 }
 
-static void relay_begin_shutdown(struct relay *r)
+static void relay_on_signal(int signum, void *arg)
 {
-	r->stopping = true;
-	relay_log("shutdown", "connections=%zu", r->nconns);
-	for (struct relay_conn *c = r->conns; c; c = c->next)
-		relay_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "going away");
+	struct relay_stopper *st = arg;
+	struct relay *r = st->relay;
+
+	relay_log("signal", "signal=%d", signum);
+	if (r->stopping) {
+		relay_loop_break(r->loop);
+		return;
+	}
+	relay_server_begin_shutdown(r);
+	st->deadline_us = relay_mono_us() + RELAY_SHUTDOWN_US;
+	relay_stop_check(&st->timer);
 }
 
 static void relay_run(struct relay *r)
 {
 	struct relay_ticker ticker = { .relay = r,
 				       .last_roll_us = relay_now_us() };
-	uint64_t deadline = 0;
+	struct relay_stopper stopper = { .relay = r };
 
-	lws_sul_schedule(r->context, 0, &ticker.sul, relay_tick, RELAY_TICK_US);
-	for (;;) {
-		if (lws_service(r->context, 0) < 0)
-			break;
-		if (relay_stop_requested && !r->stopping) {
-			relay_begin_shutdown(r);
-			deadline = relay_now_us() + RELAY_SHUTDOWN_US;
-		}
-		if (r->stopping && (!r->nconns || relay_now_us() > deadline))
-			break;
-	}
-	lws_sul_cancel(&ticker.sul);
+	relay_timer_init(&ticker.timer, r->loop, relay_tick);
+	relay_timer_init(&stopper.timer, r->loop, relay_stop_check);
+	relay_loop_on_signal(r->loop, SIGINT, relay_on_signal, &stopper);
+	relay_loop_on_signal(r->loop, SIGTERM, relay_on_signal, &stopper);
+	relay_timer_start(&ticker.timer, RELAY_TICK_US);
+	relay_loop_run(r->loop);
+	relay_timer_stop(&ticker.timer);
+	relay_timer_stop(&stopper.timer);
 }
 
 static void relay_init(struct relay *r)
@@ -414,6 +338,8 @@ static void relay_init(struct relay *r)
 	relay_map_init(&r->by_desktop);
 	relay_map_init(&r->by_code);
 	relay_map_init(&r->by_owner);
+	relay_session_init(r);
+	relay_assist_init(r);
 }
 
 static void relay_fini(struct relay *r)
@@ -460,36 +386,32 @@ static int relay_open_data(struct relay *r)
 
 int main(int argc, char **argv)
 {
-	struct sigaction sa;
 	struct relay r;
 	int rc = 1;
 
+	relay_alloc_tune();
 	relay_init(&r);
 	if (relay_parse_args(argc, argv, &r.cfg))
 		goto out;
 	if (relay_open_data(&r))
 		goto out;
-	lws_set_log_level(LLL_ERR, NULL);
-	if (relay_create_context(&r)) {
+	r.loop = relay_loop_new();
+	if (!r.loop)
+		goto out;
+	signal(SIGPIPE, SIG_IGN);
+	if (relay_server_start(&r, r.loop)) {
 		fprintf(stderr, "asp-relay: cannot listen on %s:%d\n",
 			r.cfg.listen_host, r.cfg.listen_port);
-		goto out_ctx;
+		goto out_server;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = relay_on_signal;
-	relay_signal_context = r.context;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	printf("listening on %s://%s:%d\n", r.tls ? "wss" : "ws",
-	       r.cfg.listen_host, lws_get_vhost_listen_port(r.vhost));
+	       r.cfg.listen_host, relay_server_port(&r));
 	fflush(stdout);
 	relay_run(&r);
 	rc = 0;
-out_ctx:
-	relay_signal_context = NULL;
-	if (r.context)
-		lws_context_destroy(r.context);
+out_server:
+	relay_server_stop(&r);
+	relay_loop_free(r.loop);
 out:
 	relay_fini(&r);
 	return rc;

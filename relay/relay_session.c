@@ -20,7 +20,6 @@
 
 #include "protocol/proto_version.h"
 #include "relay/relay_alloc.h"
-#include "relay/relay_assist.h"
 #include "relay/relay_conn.h"
 
 /* Input waiting for the host beyond this pauses the senders. */
@@ -498,7 +497,10 @@ void relay_session_host_msg(struct relay_conn *c, const struct proto_ctrl *m)
 	case PROTO_MSG_ASSIST_ACCEPT:
 	case PROTO_MSG_ASSIST_DECLINE:
 	case PROTO_MSG_ASSIST_END:
-		relay_assist_host_msg(c, m);
+		if (c->relay->assist_hooks)
+			c->relay->assist_hooks->host_msg(c, m);
+		else
+			relay_conn_send_error(c, -PROTO_E_STATE, NULL);
 		break;
 	default:
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
@@ -638,8 +640,10 @@ void relay_session_join(struct relay_conn *c, const struct proto_ctrl *m)
 		relay_session_join_guest(c, code);
 	else if (key)
 		relay_session_join_owner(c, key);
+	else if (c->relay->assist_hooks)
+		c->relay->assist_hooks->join(c, proto_ctrl_str(m, "assist"));
 	else
-		relay_assist_join(c, proto_ctrl_str(m, "assist"));
+		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
 }
 
 void relay_session_viewer_msg(struct relay_conn *c, const struct proto_ctrl *m)
@@ -848,7 +852,8 @@ void relay_session_detach(struct relay_conn *c)
 		s->guest = NULL;
 		relay_resume(c);
 		relay_log("assist-leave", "desktop=%s", s->desktop);
-		relay_assist_guest_left(s);
+		if (s->relay->assist_hooks)
+			s->relay->assist_hooks->guest_left(s);
 	} else if (s->guest == c) {
 		s->guest = NULL;
 		s->guest_control = false;
@@ -864,4 +869,64 @@ void relay_session_detach(struct relay_conn *c)
 		relay_log("owner-leave", "desktop=%s", s->desktop);
 	}
 	relay_session_maybe_free(s);
+}
+
+/* ---- the connection events this layer handles ---------------------- */
+
+static void relay_session_on_hello(struct relay_conn *c,
+				   const struct proto_ctrl *m)
+{
+	if (c->is_host)
+		relay_session_host_hello(c, m);
+	else
+		relay_session_viewer_hello(c, m);
+}
+
+static void relay_session_on_msg(struct relay_conn *c,
+				 const struct proto_ctrl *m)
+{
+	if (c->is_host)
+		relay_session_host_msg(c, m);
+	else
+		relay_session_viewer_msg(c, m);
+}
+
+static void relay_session_on_media(struct relay_conn *c, struct relay_frame *f)
+{
+	if (c->is_host)
+		relay_session_publish(c, f);
+	else
+		relay_session_input(c, f);
+}
+
+static void relay_session_on_drained(struct relay_conn *c)
+{
+	relay_session_host_drained(c->session);
+}
+
+static void relay_session_on_want_keyframe(struct relay_conn *c)
+{
+	if (c->session)
+		relay_session_request_keyframe(c->session, "drop");
+}
+
+static const struct relay_conn_events relay_session_conn_events = {
+	.hello = relay_session_on_hello,
+	.join = relay_session_join,
+	.msg = relay_session_on_msg,
+	.media = relay_session_on_media,
+	.drained = relay_session_on_drained,
+	.gone = relay_session_detach,
+	.want_keyframe = relay_session_on_want_keyframe,
+};
+
+void relay_session_init(struct relay *r)
+{
+	r->conn_events = &relay_session_conn_events;
+}
+
+void relay_session_set_assist(struct relay *r,
+			      const struct relay_session_assist_hooks *h)
+{
+	r->assist_hooks = h;
 }

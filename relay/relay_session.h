@@ -12,6 +12,7 @@
 #define ASP_RELAY_SESSION_H
 
 #include "relay/relay.h"
+#include "relay/relay_conn.h"
 
 /* Control messages, already parsed and schema-checked. */
 void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m);
@@ -66,6 +67,27 @@ void relay_session_attach_viewer(struct relay_session *s, struct relay_conn *c,
  * desktop's session comes back with its code and owner key, waiting for
  * its host. */
 int relay_session_restore(struct relay *r);
+
+/* Registers the session rules as the handler of every connection's events
+ * (relay.conn_events).  Call once, before the server starts. */
+void relay_session_init(struct relay *r);
+
+/* Remote assistance is a layer over sessions: it registers these hooks
+ * (relay_assist_init) and the session reaches it only through them.
+ * With none registered, assistance messages are refused as bad_state. */
+struct relay_session_assist_hooks {
+	/* A host's assist_request, assist_accept, assist_decline or
+	 * assist_end. */
+	void (*host_msg)(struct relay_conn *c, const struct proto_ctrl *m);
+	/* A viewer's {"type":"join","assist":id}. */
+	void (*join)(struct relay_conn *c, const char *id);
+	/* The assisting administrator's viewer left the guest slot. */
+	void (*guest_left)(struct relay_session *s);
+};
+
+/* h must outlive the relay. */
+void relay_session_set_assist(struct relay *r,
+			      const struct relay_session_assist_hooks *h);
 
 /* Frees every session (shutdown, after all connections closed). */
 void relay_session_free_all(struct relay *r);

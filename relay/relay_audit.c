@@ -1,0 +1,18 @@
+/*
+ * relay_audit: appends audit events to the store (relay_audit.h).
+ */
+#include "relay/relay_audit.h"
+
+#include "relay/relay.h"
+#include "relay/relay_clock.h"
+#include "relay/relay_log.h"
+
+void relay_audit(struct relay *r, const char *actor, const char *event,
+		 const char *desktop, const char *detail)
+{
+	struct relay_store *st = r->store;
+
+	if (st->ops->audit_append(st, relay_clock_s(r), actor, event, desktop,
+				  detail))
+		relay_log("store-error", "audit: %s", st->ops->why(st));
+}

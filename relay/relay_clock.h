@@ -1,0 +1,27 @@
+/*
+ * relay_clock: the relay's clocks, at the bottom of relay/.
+ *
+ * Three clocks, each for one purpose: the wall clock in microseconds is
+ * the capture clock of media headers (latency is now minus capture); the
+ * monotonic clock measures timeouts, which must not jump with the wall
+ * clock; and the relay's clock in seconds is what tokens, expiry and the
+ * audit log use, which tests may move forward (--test-clock).
+ */
+#ifndef ASP_RELAY_CLOCK_H
+#define ASP_RELAY_CLOCK_H
+
+#include <stdint.h>
+
+struct relay;
+
+/* Wall clock in microseconds since the Unix epoch (the capture clock). */
+uint64_t relay_now_us(void);
+
+/* Monotonic microseconds, for timeouts and rates. */
+uint64_t relay_mono_us(void);
+
+/* The relay's clock for tokens, expiry and the audit log: unix seconds,
+ * plus the offset tests may inject (--test-clock). */
+int64_t relay_clock_s(const struct relay *r);
+
+#endif

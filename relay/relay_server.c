@@ -1,0 +1,85 @@
+/*
+ * relay_server: the lws context, its protocols and its vhost
+ * (relay_server.h).
+ */
+#include "relay/relay_server.h"
+
+#include <libwebsockets.h>
+#include <string.h>
+
+#include "relay/relay_conn.h"
+#include "relay/relay_http.h"
+
+static const struct lws_protocols relay_protocols[] = {
+	{ "http", relay_http_cb, sizeof(struct relay_http), 0, 0, NULL, 0 },
+	/* lws allocates rx_buffer_size per connection, so it is a trade
+	 * between callbacks per big message and memory per idle session
+	 * (bench/ measures both).  Viewers send small input messages but
+	 * receive big ones, written in RELAY_CHUNK pieces. */
+	{ RELAY_PROTO_HOST, relay_conn_host_cb, sizeof(struct relay_conn),
+	  32 * 1024, 1, NULL, 64 * 1024 },
+	{ RELAY_PROTO_VIEW, relay_conn_view_cb, sizeof(struct relay_conn),
+	  4096, 2, NULL, 256 * 1024 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static const lws_retry_bo_t relay_retry = {
+	.secs_since_valid_ping = 20,
+	.secs_since_valid_hangup = 30,
+};
+
+int relay_server_start(struct relay *r, struct relay_loop *l)
+{
+	struct lws_context_creation_info info;
+	void *loops[1] = { relay_loop_native(l) };
+
+	memset(&info, 0, sizeof(info));
+	info.port = r->cfg.listen_port < 0 ? CONTEXT_PORT_NO_LISTEN_SERVER :
+					     r->cfg.listen_port;
+	info.iface = r->cfg.listen_host;
+	info.protocols = relay_protocols;
+	info.user = r;
+	info.pt_serv_buf_size = 64 * 1024;
+	info.alpn = "http/1.1";
+	info.retry_and_idle_policy = &relay_retry;
+	info.timeout_secs = 10;
+	info.vhost_name = "default";
+	info.options = LWS_SERVER_OPTION_LIBEV;
+	info.foreign_loops = loops;
+	if (r->cfg.tls_cert) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = r->cfg.tls_cert;
+		info.ssl_private_key_filepath = r->cfg.tls_key;
+		r->tls = true;
+	}
+	r->loop = l;
+	lws_set_log_level(LLL_ERR, NULL);
+	r->context = lws_create_context(&info);
+	if (!r->context)
+		return -1;
+	r->vhost = lws_get_vhost_by_name(r->context, "default");
+	if (!r->vhost)
+		return -1;
+	return 0;
+}
+
+int relay_server_port(const struct relay *r)
+{
+	return lws_get_vhost_listen_port(r->vhost);
+}
+
+void relay_server_begin_shutdown(struct relay *r)
+{
+	r->stopping = true;
+	relay_log("shutdown", "connections=%zu", r->nconns);
+	for (struct relay_conn *c = r->conns; c; c = c->next)
+		relay_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "going away");
+}
+
+void relay_server_stop(struct relay *r)
+{
+	if (r->context)
+		lws_context_destroy(r->context);
+	r->context = NULL;
+	r->vhost = NULL;
+}
