@@ -574,6 +574,37 @@ static void test_newer_schema_refused(void **state)
 		fail_msg("why: \"%s\", want it to say the schema is newer", why);
 }
 
+/* A file from the relay before schema 2 (no indexes for open and due
+ * requests) is upgraded on open, its rows intact. */
+static void test_schema_1_upgraded(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store_assist a = assist_of("r1", 10, RELAY_ASSIST_PENDING);
+	struct relay_store_assist got;
+	char path[128];
+	sqlite3 *db = NULL;
+	unsigned n = 0;
+
+	assert_int_equal(f->st->ops->assist_create(f->st, &a), 0);
+	f->st->ops->close(f->st);
+	f->st = NULL;
+	snprintf(path, sizeof path, "%s/relay.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"DROP INDEX assist_by_time; DROP INDEX assist_by_state;"
+		"DROP INDEX assist_open; DROP INDEX assist_open_desktop;"
+		"DROP INDEX assist_due;"
+		"CREATE INDEX assist_by_time ON assist (requested_at);"
+		"PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	f->st = store_open(f->dir);
+	expect_pragma(f->dir, "user_version", "2");
+	assert_int_equal(f->st->ops->assist_open_for(f->st, "desk-r1", &got), 0);
+	assert_string_equal(got.id, "r1");
+	assert_int_equal(f->st->ops->assist_due(f->st, 610, &got, 1, &n), 0);
+	assert_int_equal(n, 1);
+}
+
 static void test_missing_dir(void **state)
 {
 	struct relay_store *st = NULL;
@@ -634,6 +665,7 @@ int main(void)
 		T(test_callback_stops),
 		T(test_file_is_private_wal),
 		T(test_newer_schema_refused),
+		T(test_schema_1_upgraded),
 		cmocka_unit_test(test_missing_dir),
 		T(test_survives_sigkill),
 	};
