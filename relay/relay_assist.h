@@ -53,7 +53,8 @@ int relay_assist_end(struct relay *r, const char *id, const char *admin,
 int relay_assist_start(struct relay *r, const char *desktop,
 		       const char *admin, struct relay_store_assist *out);
 
-/* Expires requests past their time; called once a second. */
+/* Expires requests past their time, at most 16 a call (found by an
+ * indexed query, whatever the store holds); called once a second. */
 void relay_assist_tick(struct relay *r);
 
 #endif

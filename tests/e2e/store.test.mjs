@@ -317,11 +317,18 @@ test('SQLite locked by another process: changes are refused with storage_unavail
   await flows();
 }));
 
-test('a read-only data directory: the relay refuses to start with a clear error, and starts once it is writable', async () => {
+test('a read-only data directory: the relay refuses to start with a clear error, and starts once it is writable', async (t) => {
   const relay = new StoreRelay();
   await relay.ready();
   await relay.halt();
-  execFileSync('mount', ['--bind', relay.data, relay.data]);
+  try {
+    execFileSync('mount', ['--bind', relay.data, relay.data], { stdio: 'pipe' });
+  } catch {
+    await relay.start();
+    await relay.stop();
+    t.skip('cannot bind-mount here (needs CAP_SYS_ADMIN)');
+    return;
+  }
   try {
     execFileSync('mount', ['-o', 'remount,bind,ro', relay.data]);
     const p = new Proc('asp-relay', bin('asp-relay'), ['--listen', '127.0.0.1:0', '--data', relay.data]);
