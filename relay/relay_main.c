@@ -399,6 +399,9 @@ int main(int argc, char **argv)
 	if (!r.loop)
 		goto out;
 	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit (ulimit -f) fails the store's write, which is
+	 * refused as storage_unavailable, rather than killing the relay. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (relay_server_start(&r, r.loop)) {
 		fprintf(stderr, "asp-relay: cannot listen on %s:%d\n",
 			r.cfg.listen_host, r.cfg.listen_port);

@@ -240,28 +240,50 @@ function fillDisk(dir) {
   return filler;
 }
 
+// The disk-full fault: a 4 MiB tmpfs under the data directory, filled to
+// the last byte, where the test may mount one; otherwise (or with
+// STORE_FAULT=prlimit) a file-size limit on the running relay at the
+// size of its WAL, which fails every write past it.
+async function diskFault(relay) {
+  const saved = fs.mkdtempSync(path.join(relay.dir, 'saved-'));
+  for (const f of fs.readdirSync(relay.data)) fs.renameSync(path.join(relay.data, f), path.join(saved, f));
+  const tmpfs = process.env.STORE_FAULT !== 'prlimit' && mountTmpfs(relay.data, '4m');
+  for (const f of fs.readdirSync(saved)) fs.copyFileSync(path.join(saved, f), path.join(relay.data, f));
+  await relay.start();
+  if (tmpfs) {
+    let filler = null;
+    return {
+      kind: 'tmpfs',
+      fill: () => { filler = fillDisk(relay.data); },
+      free: () => fs.rmSync(filler),
+      cleanup: () => execFileSync('umount', [relay.data]),
+    };
+  }
+  // Only the soft limit: the hard one stays, so it can be raised again.
+  const limit = (v) => execFileSync('prlimit', ['--pid', String(relay.pid), `--fsize=${v}:unlimited`]);
+  return {
+    kind: 'prlimit',
+    // Writes past the WAL's end fail (the relay's writes all append to it).
+    fill: () => limit(fs.statSync(`${relay.db}-wal`).size),
+    free: () => limit('unlimited'),
+    cleanup: () => {},
+  };
+}
+
 test('disk full under the data directory: media flows, changes are refused with storage_unavailable, nothing stored is lost, and the relay recovers when space returns', async (t) => {
   const relay = new StoreRelay();
   await relay.ready();
   await relay.policy(HOST_USER, { help: true });
   await relay.policy('kim', { help: true, collab: true });
   await relay.halt();
-  // The data directory moves onto a 4 MiB tmpfs.
-  const saved = fs.mkdtempSync(path.join(relay.dir, 'saved-'));
-  for (const f of fs.readdirSync(relay.data)) fs.renameSync(path.join(relay.data, f), path.join(saved, f));
-  if (!mountTmpfs(relay.data, '4m')) {
-    await relay.stop().catch(() => {});
-    t.skip('cannot mount a tmpfs here (needs CAP_SYS_ADMIN)');
-    return;
-  }
+  const disk = await diskFault(relay);
+  t.diagnostic(`disk full by ${disk.kind}`);
   try {
-    for (const f of fs.readdirSync(saved)) fs.copyFileSync(path.join(saved, f), path.join(relay.data, f));
-    await relay.start();
     const w = await watchedHost(relay);
     const { host, flows } = w;
     const before = relay.sql('SELECT user, help, collab FROM permission ORDER BY user');
 
-    const filler = fillDisk(relay.data);
+    disk.fill();
     await changes(relay, host, { refused: true });
     await flows();
     await changes(relay, host, { refused: true });
@@ -270,7 +292,7 @@ test('disk full under the data directory: media flows, changes are refused with 
     w.owner = await relay.join({ owner_key: host.welcome.owner_key }, { label: 'owner again', user: HOST_USER });
     await flows();
 
-    fs.rmSync(filler);
+    disk.free();
     await changes(relay, host, { refused: false });
     await flows();
     await relay.halt();
@@ -284,7 +306,7 @@ test('disk full under the data directory: media flows, changes are refused with 
     await relay.halt();
   } finally {
     if (!relay.proc.exit) await relay.halt('SIGKILL');
-    execFileSync('umount', [relay.data]);
+    disk.cleanup();
     relay.stopped = true;
     fs.rmSync(relay.dir, { recursive: true, force: true });
   }
