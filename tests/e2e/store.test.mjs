@@ -164,6 +164,25 @@ test('retention: --retain-audit deletes old audit events only when asked', () =>
   assert.ok(Number(relay.sql('SELECT count(*) FROM audit WHERE event = \'policy-set\'')) >= 1);
 }));
 
+test('a clean restart (SIGTERM) keeps the standing codes, and a discarded one stays discarded', () => withStoreRelay([], async (relay) => {
+  const kept = await relay.host({ desktop: 'desk-kept' });
+  const code = await Relay.share(kept);
+  const gone = await relay.host({ desktop: 'desk-gone' });
+  const old = await Relay.share(gone);
+  gone.send({ type: 'discard' });
+  await relay.joinRefused({ code: old }, 'bad_code', 4005);
+  await relay.closeAll();
+  await relay.halt();
+  assert.equal(relay.sql('SELECT desktop FROM collab WHERE code IS NOT NULL'), 'desk-kept');
+  await relay.start();
+  const again = await relay.host({ desktop: 'desk-kept' });
+  again.send({ type: 'share' });
+  assert.equal((await again.next('code')).code, code);
+  await relay.join({ code }, { name: 'Alice' });
+  await again.next('notify', 15000, isNotify('collab_joined'));
+  await relay.joinRefused({ code: old }, 'bad_code', 4005);
+}));
+
 // ---------------------------------------------------------------------------
 // Faults.
 
@@ -282,9 +301,18 @@ test('disk full under the data directory: media flows, changes are refused with 
     const w = await watchedHost(relay);
     const { host, flows } = w;
     const before = relay.sql('SELECT user, help, collab FROM permission ORDER BY user');
+    const sharer = await relay.host({ label: 'sharing host' });
+    const code = await Relay.share(sharer);
 
     disk.fill();
     await changes(relay, host, { refused: true });
+    // Discarding cannot be stored (the code would come back at the next
+    // start): refused, and the code still works.
+    sharer.send({ type: 'discard' });
+    const refusal = await sharer.next('error');
+    assert.equal(refusal.code, 'storage_unavailable');
+    const guest = await relay.join({ code }, { label: 'guest', name: 'Alice' });
+    await sharer.next('notify', 15000, isNotify('collab_joined'));
     await flows();
     await changes(relay, host, { refused: true });
     assert.match(relay.proc.stderr, /store-error relay\.db: .*(full|disk)/i);
@@ -295,6 +323,9 @@ test('disk full under the data directory: media flows, changes are refused with 
     disk.free();
     await changes(relay, host, { refused: false });
     await flows();
+    sharer.send({ type: 'discard' });
+    await guest.expectRefusal('discarded', 4006);
+    await relay.joinRefused({ code }, 'bad_code', 4005);
     await relay.halt();
     assert.equal(relay.sql('PRAGMA integrity_check'), 'ok');
     const after = relay.sql('SELECT user, help, collab FROM permission ORDER BY user');
@@ -302,6 +333,7 @@ test('disk full under the data directory: media flows, changes are refused with 
     await relay.start();
     const kim = await relay.api('GET', '/policy/kim');
     assert.deepEqual(kim.body, { user: 'kim', help: true, collab: true });
+    await relay.joinRefused({ code }, 'bad_code', 4005);
     await relay.closeAll();
     await relay.halt();
   } finally {
