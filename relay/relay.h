@@ -114,6 +114,7 @@ struct relay_conn {
 	struct relay_queue q;
 	bool skip_video;        /* dropped video: wait for a keyframe */
 	bool slow;              /* being closed for not keeping up */
+	bool write_failed;      /* a direct write failed: close next turn */
 	uint64_t dropped;
 	int close_code;
 	char close_reason[32];

@@ -26,6 +26,24 @@ uint64_t relay_mono_us(void)
 	return relay_clock_us(CLOCK_MONOTONIC);
 }
 
+static uint64_t relay_turn_wall, relay_turn_mono;
+
+void relay_clock_turn(void)
+{
+	relay_turn_wall = relay_now_us();
+	relay_turn_mono = relay_mono_us();
+}
+
+uint64_t relay_turn_now_us(void)
+{
+	return relay_turn_wall;
+}
+
+uint64_t relay_turn_mono_us(void)
+{
+	return relay_turn_mono;
+}
+
 int64_t relay_clock_s(const struct relay *r)
 {
 	return (int64_t)time(NULL) + r->clock_offset_s;

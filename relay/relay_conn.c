@@ -95,6 +95,34 @@ static uint64_t relay_conn_stall_us(const struct relay *r)
 	return (uint64_t)r->cfg.stall_secs * 1000000u;
 }
 
+static int relay_conn_write_some(struct relay_conn *c);
+
+/* Writes what is queued at once, from the callback that queued it, when
+ * lws holds nothing of an earlier write: a message to an idle viewer goes
+ * out without asking for POLLOUT (two epoll_ctl calls) and waiting for
+ * the next loop turn, as uWebSockets does.  What the socket does not take
+ * stays queued, or in lws's buffer, for the writeable callback.  A failed
+ * write cannot close the connection from another connection's callback,
+ * so it is marked and closed from its own writeable turn. */
+static void relay_conn_write_now(struct relay_conn *c)
+{
+	if (c->want_ping || c->relay->stopping ||
+	    lws_partial_buffered(c->wsi)) {
+		relay_conn_want_write(c);
+		return;
+	}
+	if (relay_conn_write_some(c) < 0) {
+		c->write_failed = true;
+		relay_conn_want_write(c);
+		return;
+	}
+	c->last_progress_us = relay_turn_mono_us();
+	if (c->is_host && c->session)
+		c->relay->conn_events->drained(c);
+	if (c->q.count)
+		relay_conn_want_write(c);
+}
+
 static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 {
 	const struct relay_config *cfg = &c->relay->cfg;
@@ -105,13 +133,16 @@ static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 		return;
 	/* The stall clock runs only while something waits to be written. */
 	if (!c->q.count) {
-		c->last_progress_us = relay_mono_us();
+		c->last_progress_us = relay_turn_mono_us();
 		if (!relay_timer_active(&c->stall_timer))
 			relay_timer_start(&c->stall_timer,
 					  relay_conn_stall_us(c->relay));
 	}
 	relay_queue_push(&c->q, relay_frame_ref(f));
-	relay_conn_want_write(c);
+	if (c->q.count == 1)
+		relay_conn_write_now(c);
+	else
+		relay_conn_want_write(c);
 	if (!c->is_host && c->q.bytes > 4 * cfg->queue_bytes)
 		relay_conn_kill_slow(c);
 }
@@ -269,7 +300,7 @@ static int relay_conn_write_head(struct relay_conn *c, struct relay_frame *f)
 		if (c->session)
 			c->session->forwarded_bytes += f->len;
 		if (f->capture_us)
-			c->last_age_us = relay_now_us() - f->capture_us;
+			c->last_age_us = relay_turn_now_us() - f->capture_us;
 	}
 	relay_queue_pop(&c->q);
 	return 0;
@@ -323,6 +354,8 @@ static int relay_conn_write_some(struct relay_conn *c)
 
 static int relay_conn_writable(struct relay_conn *c)
 {
+	if (c->write_failed)
+		return -1;
 	if (c->want_ping && !c->q.sent_off && c->state != RELAY_ST_CLOSING) {
 		if (relay_conn_write_ping(c) < 0)
 			return -1;
@@ -342,7 +375,7 @@ static int relay_conn_writable(struct relay_conn *c)
 	}
 	if (relay_conn_write_some(c) < 0)
 		return -1;
-	c->last_progress_us = relay_mono_us();
+	c->last_progress_us = relay_turn_mono_us();
 	if (c->is_host && c->session)
 		c->relay->conn_events->drained(c);
 	if (c->q.count || c->state == RELAY_ST_CLOSING)
@@ -616,7 +649,7 @@ static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 	c->relay = r;
 	c->wsi = wsi;
 	c->is_host = host;
-	c->last_progress_us = relay_mono_us();
+	c->last_progress_us = relay_turn_mono_us();
 	relay_timer_init(&c->stall_timer, r->loop, relay_conn_stall_check);
 	relay_timer_init(&c->metrics_timer, r->loop, relay_conn_metrics_due);
 	relay_queue_init(&c->q);
@@ -769,7 +802,8 @@ static void relay_conn_stall_check(struct relay_timer *t)
 	struct relay_conn *c = lws_container_of(t, struct relay_conn,
 						stall_timer);
 	uint64_t stall = relay_conn_stall_us(c->relay);
-	uint64_t idle = relay_mono_us() - c->last_progress_us;
+	uint64_t now = relay_turn_mono_us();
+	uint64_t idle = now > c->last_progress_us ? now - c->last_progress_us : 0;
 
 	if (c->state == RELAY_ST_CLOSING || !c->q.count)
 		return;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "relay/relay_alloc.h"
+#include "relay/relay_clock.h"
 #include "relay/relay_log.h"
 
 #define RELAY_LOOP_SIGNALS 4
@@ -23,9 +24,18 @@ struct relay_signal {
 
 struct relay_loop {
 	struct ev_loop *ev;
+	ev_check turn;   /* reads the clocks once per turn */
 	struct relay_signal sig[RELAY_LOOP_SIGNALS];
 	int nsig;
 };
+
+static void relay_loop_turn(struct ev_loop *ev, ev_check *w, int revents)
+{
+	(void)ev;
+	(void)w;
+	(void)revents;
+	relay_clock_turn();
+}
 
 struct relay_loop *relay_loop_new(void)
 {
@@ -37,6 +47,13 @@ struct relay_loop *relay_loop_new(void)
 		free(l);
 		return NULL;
 	}
+	/* First of the turn's callbacks, so they all see this turn's time;
+	 * it does not keep the loop alive by itself. */
+	ev_check_init(&l->turn, relay_loop_turn);
+	ev_set_priority(&l->turn, EV_MAXPRI);
+	ev_check_start(l->ev, &l->turn);
+	ev_unref(l->ev);
+	relay_clock_turn();
 	return l;
 }
 
@@ -85,6 +102,8 @@ void relay_loop_free(struct relay_loop *l)
 		return;
 	for (int i = 0; i < l->nsig; i++)
 		ev_signal_stop(l->ev, &l->sig[i].w);
+	ev_ref(l->ev);
+	ev_check_stop(l->ev, &l->turn);
 	ev_loop_destroy(l->ev);
 	free(l);
 }

@@ -35,7 +35,7 @@
 #endif
 
 #define RELAY_TICK_US (1000 * 1000)
-#define RELAY_SHUTDOWN_US (2 * 1000 * 1000)
+#define RELAY_SHUTDOWN_US (5 * 1000 * 1000)
 #define RELAY_STOP_POLL_US (20 * 1000)
 
 static void relay_usage(FILE *to)
@@ -269,7 +269,8 @@ static void relay_tick(struct relay_timer *timer)
 }
 
 /* Shutdown: every connection is sent its 1001 close; the loop ends when
- * the last one is gone or RELAY_SHUTDOWN_US has passed, whichever comes
+ * the last one is gone or RELAY_SHUTDOWN_US has passed (a peer that does not read
+ * cannot be sent its close frame), whichever comes
  * first.  A second signal ends it at once. */
 struct relay_stopper {
 	struct relay_timer timer;

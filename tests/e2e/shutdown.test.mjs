@@ -37,3 +37,31 @@ test('SIGTERM with the real tools connected: the viewer leaves, the host waits t
 test('SIGTERM on an idle relay exits 0', () => withRelay(async (relay) => {
   await relay.stop();
 }));
+
+test('SIGTERM under load: 8 hosts streaming 16 KiB messages flat out, every host, owner and guest gets 1001 and the relay exits 0', () => withRelay(async (relay) => {
+  const sessions = [];
+  for (let i = 0; i < 8; i++) sessions.push(await relay.collab({ keepPayload: false }));
+  let streaming = true;
+  const pump = async (host) => {
+    for (let seq = 0; streaming && host.ws.readyState === 1; seq++) {
+      host.sendBinary(controlMsg(seq, 16 * 1024));
+      // Keep about 256 KiB in the host's socket so the relay is busy, not
+      // the test's own buffers; yield to the event loop every message.
+      do await new Promise((r) => setImmediate(r));
+      while (streaming && host.ws.readyState === 1 && host.ws.bufferedAmount > (256 << 10));
+    }
+  };
+  const pumps = sessions.map((s) => pump(s.host));
+  await Promise.all(sessions.map((s) => s.owner.nextBinary()));
+  await new Promise((r) => setTimeout(r, 500));
+  const stopping = relay.stop(); // asserts exit 0 and no sanitizer report
+  for (const s of sessions) {
+    for (const c of [s.host, s.owner, s.guest]) {
+      const close = await c.waitClose(20000);
+      assert.equal(close.code, 1001, c.describe());
+    }
+  }
+  streaming = false;
+  await Promise.all(pumps);
+  await stopping;
+}));
