@@ -8,6 +8,9 @@
 #   make fuzz       build the libFuzzer drivers with clang
 #   make bench      run the benchmark suite (bench/README.md)
 #   make soak       churn and soak the relay for SOAK_MINUTES (default 30)
+#   make install    install under $(DESTDIR)$(PREFIX) (default /usr/local):
+#                   programs, web page, man pages, example config, the
+#                   systemd unit; make uninstall removes them again
 
 SAN ?= 0
 ifeq ($(SAN),1)
@@ -21,7 +24,7 @@ endif
 CC ?= cc
 CLANG ?= clang
 PKGS := libwebsockets openssl libavcodec libavformat libavutil libswscale \
-	opus sqlite3 jansson
+	opus sqlite3 jansson inih
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2 -Wvla -Wpointer-arith -Wundef
 CFLAGS ?= -O2 -g
@@ -53,8 +56,9 @@ ifneq ($(RELAY_SRC),)
 RELAY_BIN := $(BUILD)/asp-relay
 endif
 
-.PHONY: all deps run test unit e2e fuzz fuzz-run bench soak clean
-all: $(RELAY_BIN) $(TOOLS) $(BENCH) $(UNIT)
+.PHONY: all deps run test unit e2e fuzz fuzz-run bench soak clean install \
+	uninstall
+all: $(RELAY_BIN) $(TOOLS) $(BENCH) $(UNIT) $(BUILD)/www
 
 deps:
 	@sh tools/install-deps.sh
@@ -73,8 +77,24 @@ $(LIBCLIENT): $(CLIENT_OBJ)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-# The relay serves its web page from the source tree it was built from.
-$(BUILD)/obj/relay/relay_main.o: ALL_CFLAGS += -DASP_WEB_DIR='"$(CURDIR)/relay/www"'
+# The version /metrics and --version report.  The revision is kept in a
+# file rewritten only when it changes, so a new commit rebuilds the one
+# object that holds it and nothing else.
+VERSION := 0.1.0
+REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+REVISION_FILE := $(BUILD)/revision
+$(shell mkdir -p $(BUILD) && { [ "$$(cat $(REVISION_FILE) 2>/dev/null)" = "$(REVISION)" ] || \
+	echo "$(REVISION)" >$(REVISION_FILE); })
+$(BUILD)/obj/relay/relay_config.o: $(REVISION_FILE)
+$(BUILD)/obj/relay/relay_config.o: ALL_CFLAGS += -DASP_VERSION='"$(VERSION)"' \
+	-DASP_REVISION='"$(REVISION)"'
+
+# The relay looks for its page next to itself (relay_config.c): in the
+# build tree that is this link to the sources, so nothing in the binary
+# names the source tree and an installed copy finds its installed page.
+$(BUILD)/www:
+	@mkdir -p $(@D)
+	ln -sfn $$(realpath --relative-to=$(@D) relay/www) $@
 
 # The relay's event loop is libev (Debian ships no libev.pc).
 RELAY_LDLIBS := -lev
@@ -93,6 +113,13 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCLIENT) $(LIBCODEC) $(LIBPROT
 $(BUILD)/tests/test_relay_store: $(BUILD)/obj/tests/unit/test_relay_store.o \
 		$(BUILD)/obj/relay/relay_store_sqlite.o \
 		$(BUILD)/obj/relay/relay_alloc.o $(LIBCODEC) $(LIBPROTO)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
+
+$(BUILD)/tests/test_relay_config: $(BUILD)/obj/tests/unit/test_relay_config.o \
+		$(BUILD)/obj/relay/relay_config.o $(BUILD)/obj/relay/relay_hist.o \
+		$(BUILD)/obj/relay/relay_log.o $(BUILD)/obj/relay/relay_alloc.o \
+		$(LIBPROTO)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
 
@@ -134,5 +161,45 @@ bench: deps
 
 clean:
 	rm -rf build
+
+# FHS paths.  With PREFIX=/usr the configuration goes to /etc and the
+# unit to /usr/lib/systemd/system, as Debian's packages do.  An existing
+# configuration file is never overwritten.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/asp-relay
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+STATEDIR ?= /var/lib/asp-relay
+INSTALL ?= install
+INSTALLED_TOOLS := asp-host asp-view asp-admin
+MAN1 := $(INSTALLED_TOOLS:%=dist/man/%.1)
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g' \
+	-e 's|@VERSION@|$(VERSION)|g'
+
+install: $(BUILD)/asp-relay $(INSTALLED_TOOLS:%=$(BUILD)/%)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/www \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(SYSCONFDIR)/asp-relay $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 755 $(BUILD)/asp-relay $(INSTALLED_TOOLS:%=$(BUILD)/%) \
+		$(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 644 relay/www/* $(DESTDIR)$(DATADIR)/www
+	$(INSTALL) -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
+	$(INSTALL) -m 644 dist/man/asp-relay.8 $(DESTDIR)$(MANDIR)/man8
+	$(SUBST) dist/asp-relay.service.in >$(DESTDIR)$(UNITDIR)/asp-relay.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/asp-relay.service
+	@conf=$(DESTDIR)$(SYSCONFDIR)/asp-relay/asp-relay.conf; \
+	if [ -e "$$conf" ]; then echo "keeping $$conf"; else \
+		$(SUBST) dist/asp-relay.conf.in >"$$conf" && chmod 644 "$$conf"; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/asp-relay $(INSTALLED_TOOLS:%=$(DESTDIR)$(BINDIR)/%)
+	rm -rf $(DESTDIR)$(DATADIR)
+	rm -f $(INSTALLED_TOOLS:%=$(DESTDIR)$(MANDIR)/man1/%.1) \
+		$(DESTDIR)$(MANDIR)/man8/asp-relay.8
+	rm -f $(DESTDIR)$(UNITDIR)/asp-relay.service
+	@echo "left $(DESTDIR)$(SYSCONFDIR)/asp-relay and $(STATEDIR): your settings and data"
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -3,8 +3,8 @@
  *
  * One process drives many sessions (a host pushing media, one or two
  * viewers receiving it) against a target: the relay, the Node.js ws relay,
- * a socat pipe or a direct connection (bench/bench_gen.h says what each
- * measures).  A run is one mode:
+ * the uWebSockets.js relay, a socat pipe or a direct connection
+ * (bench/bench_gen.h says what each measures).  A run is one mode:
  *
  *   throughput   1+ sessions, unpaced, `window` messages in flight
  *   latency      S sessions x F fps x size, keyframes, input upstream
@@ -14,6 +14,12 @@
  *   join         join request to first keyframe, with and without a
  *                keyframe in the relay's cache
  *
+ * With --procs N the sessions of a throughput, latency or scale run are
+ * split over N forked generator processes (each with its own fd limit and
+ * its own core time), started together; the parent samples the target
+ * over the window they all record and sums their counts and histograms
+ * into one line, so the generator is not what limits a large run.
+ *
  * Each measurement prints a line of a human table on stdout and appends
  * one JSON object per line to --out.  Exit status: 0 when every
  * measurement ran (a scale step that fails is a result, not an error),
@@ -21,12 +27,15 @@
  * connected, no message arrived).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +44,7 @@
 #include "bench/bench_sys.h"
 
 #define BENCH_TIMELINE_MAX 256
+#define BENCH_PROCS_MAX 16
 
 enum bench_mode {
 	BENCH_M_THROUGHPUT,
@@ -59,6 +69,7 @@ struct bench_opts {
 	const char *label;
 	double fail_p99_ms;
 	double fail_loss;
+	int procs;          /* generator processes (--procs) */
 	FILE *jf;
 	int status;
 };
@@ -83,11 +94,69 @@ static void bench_snap_take(const struct bench_opts *o, struct bench_snap *s)
 		    !bench_metrics_read(o->metrics_port, &s->m);
 }
 
+/* ---- what a generator measured ---------------------------------------- */
+
+/* One measured window as one generator saw it; summed over the processes
+ * when the generator is split (--procs), so a row is the same whether one
+ * process or several drove its sessions. */
+struct bench_tally {
+	int n, ready, failed;
+	uint64_t sent, msgs, bytes, inputs, missing, gaps, stalls;
+	double cpu_s; /* the generator's own CPU over the window */
+	struct bench_hist lat[BENCH_GROUPS], input;
+	char first_error[192];
+};
+
+static void bench_tally_take(const struct bench_gen *g, int ready,
+			     double cpu_s, struct bench_tally *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->n = g->n;
+	t->ready = ready;
+	t->failed = g->nfailed;
+	t->sent = g->rec_sent;
+	t->msgs = g->rec_msgs;
+	t->bytes = g->rec_bytes;
+	t->inputs = g->input_lat.count;
+	t->missing = bench_gen_missing(g);
+	for (int i = 0; i < g->n; i++) {
+		t->stalls += g->s[i].stalls;
+		for (int v = 0; v < g->s[i].nviews; v++)
+			t->gaps += g->s[i].view[v].gaps;
+	}
+	t->cpu_s = cpu_s;
+	for (int k = 0; k < BENCH_GROUPS; k++)
+		t->lat[k] = g->lat[k];
+	t->input = g->input_lat;
+	snprintf(t->first_error, sizeof(t->first_error), "%s", g->first_error);
+}
+
+static void bench_tally_add(struct bench_tally *t, const struct bench_tally *u)
+{
+	t->n += u->n;
+	t->ready += u->ready;
+	t->failed += u->failed;
+	t->sent += u->sent;
+	t->msgs += u->msgs;
+	t->bytes += u->bytes;
+	t->inputs += u->inputs;
+	t->missing += u->missing;
+	t->gaps += u->gaps;
+	t->stalls += u->stalls;
+	t->cpu_s += u->cpu_s;
+	for (int k = 0; k < BENCH_GROUPS; k++)
+		bench_hist_merge(&t->lat[k], &u->lat[k]);
+	bench_hist_merge(&t->input, &u->input);
+	if (!t->first_error[0])
+		memcpy(t->first_error, u->first_error, sizeof(t->first_error));
+}
+
 /* ---- output ------------------------------------------------------------ */
 
 struct bench_line {
 	const char *phase;
 	int sessions, active;
+	const struct bench_tally *t;
 	const struct bench_snap *a, *b;
 	/* /metrics from before sending starts to after the drain, so every
 	 * byte copied in is also forwarded in the same window (NULL: a, b). */
@@ -122,7 +191,7 @@ static void bench_json_peer(FILE *f, const struct bench_line *ln, double secs)
 {
 	const struct bench_snap *a = ln->a, *b = ln->b;
 	double cpu = b->peer.cpu_s - a->peer.cpu_s;
-	double self = b->self.cpu_s - a->self.cpu_s;
+	uint64_t delivered = ln->t->msgs + ln->t->inputs;
 
 	fprintf(f,
 		",\"peer_cpu_pct\":%.1f,\"peer_rss_kib\":%llu,"
@@ -130,7 +199,12 @@ static void bench_json_peer(FILE *f, const struct bench_line *ln, double secs)
 		secs > 0 ? 100 * cpu / secs : 0,
 		(unsigned long long)b->peer.rss_kib,
 		(unsigned long long)b->peer.hwm_kib,
-		secs > 0 ? 100 * self / secs : 0);
+		secs > 0 ? 100 * ln->t->cpu_s / secs : 0);
+	/* The peer's CPU per message it delivered (media to viewers, input
+	 * to hosts): what a message costs the relay, whatever the load. */
+	if (b->peer.cpu_s > 0 && delivered)
+		fprintf(f, ",\"peer_cpu_us_per_msg\":%.2f",
+			1e6 * cpu / (double)delivered);
 	if (ln->idle_rss_kib)
 		fprintf(f, ",\"idle_rss_kib\":%llu,\"base_rss_kib\":%llu",
 			(unsigned long long)ln->idle_rss_kib,
@@ -149,25 +223,18 @@ static void bench_json_peer(FILE *f, const struct bench_line *ln, double secs)
 	}
 }
 
-static void bench_json_counts(FILE *f, const struct bench_gen *g, double secs)
+static void bench_json_counts(FILE *f, const struct bench_tally *t,
+			      double secs)
 {
-	uint64_t gaps = 0, stalls = 0;
-
-	for (int i = 0; i < g->n; i++) {
-		stalls += g->s[i].stalls;
-		for (int v = 0; v < g->s[i].nviews; v++)
-			gaps += g->s[i].view[v].gaps;
-	}
 	fprintf(f,
 		",\"sent\":%llu,\"received\":%llu,\"missing\":%llu,"
 		"\"gaps\":%llu,\"stalls\":%llu,\"failed\":%d,"
 		"\"msgs_per_s\":%.1f,\"bytes_per_s\":%.0f",
-		(unsigned long long)g->rec_sent,
-		(unsigned long long)g->rec_msgs,
-		(unsigned long long)bench_gen_missing(g),
-		(unsigned long long)gaps, (unsigned long long)stalls,
-		g->nfailed, secs > 0 ? (double)g->rec_msgs / secs : 0,
-		secs > 0 ? (double)g->rec_bytes / secs : 0);
+		(unsigned long long)t->sent, (unsigned long long)t->msgs,
+		(unsigned long long)t->missing, (unsigned long long)t->gaps,
+		(unsigned long long)t->stalls, t->failed,
+		secs > 0 ? (double)t->msgs / secs : 0,
+		secs > 0 ? (double)t->bytes / secs : 0);
 }
 
 static void bench_json_timeline(FILE *f, const struct bench_line *ln)
@@ -186,7 +253,8 @@ static void bench_emit_json(const struct bench_opts *o,
 			    const struct bench_gen *g,
 			    const struct bench_line *ln, double secs)
 {
-	const struct bench_cfg *c = &g->cfg;
+	const struct bench_cfg *c = &o->cfg;
+	const struct bench_tally *t = ln->t;
 	FILE *f = o->jf;
 
 	fprintf(f, "{\"mode\":\"%s\",\"phase\":\"%s\",\"target\":\"%s\","
@@ -196,17 +264,18 @@ static void bench_emit_json(const struct bench_opts *o,
 	bench_json_escape(f, o->label);
 	fprintf(f,
 		",\"time\":%lld,\"sessions\":%d,\"active\":%d,\"viewers\":%d,"
-		"\"fps\":%g,\"size\":%zu,\"window\":%d,\"seconds\":%.3f,"
-		"\"ok\":%s,\"why\":",
+		"\"fps\":%g,\"size\":%zu,\"window\":%d,\"procs\":%d,"
+		"\"seconds\":%.3f,\"ok\":%s,\"why\":",
 		(long long)time(NULL), ln->sessions, ln->active, c->viewers,
-		c->fps, c->size, c->window, secs, ln->ok ? "true" : "false");
-	bench_json_escape(f, ln->why ? ln->why : g->first_error);
-	bench_json_counts(f, g, secs);
-	bench_json_hist(f, "lat_us", &g->lat[0]);
-	if (g->lat[1].count)
-		bench_json_hist(f, "lat_special_us", &g->lat[1]);
-	if (g->input_lat.count)
-		bench_json_hist(f, "input_lat_us", &g->input_lat);
+		c->fps, c->size, c->window, o->procs, secs,
+		ln->ok ? "true" : "false");
+	bench_json_escape(f, ln->why ? ln->why : t->first_error);
+	bench_json_counts(f, t, secs);
+	bench_json_hist(f, "lat_us", &t->lat[0]);
+	if (t->lat[1].count)
+		bench_json_hist(f, "lat_special_us", &t->lat[1]);
+	if (t->input.count)
+		bench_json_hist(f, "input_lat_us", &t->input);
 	if (o->mode == BENCH_M_JOIN) {
 		bench_json_hist(f, "join_cached_us", &g->join_warm);
 		bench_json_hist(f, "join_uncached_us", &g->join_cold);
@@ -218,11 +287,11 @@ static void bench_emit_json(const struct bench_opts *o,
 }
 
 static void bench_emit_table(const struct bench_opts *o,
-			     const struct bench_gen *g,
 			     const struct bench_line *ln, double secs)
 {
 	static bool header;
-	const struct bench_hist *h = &g->lat[0];
+	const struct bench_tally *t = ln->t;
+	const struct bench_hist *h = &t->lat[0];
 	double cpu = ln->b->peer.cpu_s - ln->a->peer.cpu_s;
 
 	if (!header) {
@@ -236,10 +305,10 @@ static void bench_emit_table(const struct bench_opts *o,
 	printf("%-11s %-8s %-6s %3s %6d %7zu %9.0f %9.1f %8lld %8lld %8lld "
 	       "%8lld %6.1f %8llu %s\n",
 	       bench_mode_names[o->mode], ln->phase,
-	       bench_target_name(g->cfg.target), g->cfg.tls ? "yes" : "no",
-	       ln->sessions, g->cfg.size,
-	       secs > 0 ? (double)g->rec_msgs / secs : 0,
-	       secs > 0 ? (double)g->rec_bytes / secs / 1e6 : 0,
+	       bench_target_name(o->cfg.target), o->cfg.tls ? "yes" : "no",
+	       ln->sessions, o->cfg.size,
+	       secs > 0 ? (double)t->msgs / secs : 0,
+	       secs > 0 ? (double)t->bytes / secs / 1e6 : 0,
 	       (long long)bench_hist_quantile(h, 0.5),
 	       (long long)bench_hist_quantile(h, 0.99),
 	       (long long)bench_hist_quantile(h, 0.999), (long long)h->max,
@@ -255,7 +324,20 @@ static void bench_emit(struct bench_opts *o, const struct bench_gen *g,
 	double secs = (double)(ln->b->t - ln->a->t) / 1e6;
 
 	bench_emit_json(o, g, ln, secs);
-	bench_emit_table(o, g, ln, secs);
+	bench_emit_table(o, ln, secs);
+}
+
+/* Emits a line of a mode that runs one generator in this process. */
+static void bench_emit_gen(struct bench_opts *o, const struct bench_gen *g,
+			   struct bench_line *ln)
+{
+	struct bench_tally t;
+
+	bench_tally_take(g, g->nready, ln->b->self.cpu_s - ln->a->self.cpu_s,
+			 &t);
+	ln->t = &t;
+	bench_emit(o, g, ln);
+	ln->t = NULL;
 }
 
 /* ---- the measurement every mode shares -------------------------------- */
@@ -296,62 +378,324 @@ static int bench_setup(struct bench_opts *o, struct bench_gen *g,
 	return ready;
 }
 
+/* One measured window: connect, (idle), send, warm up, record, drain. */
+struct bench_window {
+	int64_t setup_us;   /* bound on connecting every session */
+	bool idle;          /* read the peer's RSS with all connected, idle */
+	/* results */
+	struct bench_tally t;
+	struct bench_snap a, b;
+	struct bench_metrics ma, mb;
+	bool have_m;
+	struct bench_proc idle_proc;
+};
+
+/* What the parent of a split generator and its children say to each
+ * other: each child writes how many sessions it has ready, waits for one
+ * byte (go), measures and writes its tally. */
+struct bench_sync {
+	int up, down;
+};
+
+static int bench_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads len bytes from fd before the monotonic deadline.  0 or -1. */
+static int bench_read_all(int fd, void *buf, size_t len, int64_t until)
+{
+	char *p = buf;
+
+	while (len) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		int64_t left = until - bench_mono_us();
+		ssize_t n;
+
+		if (left <= 0 || poll(&pf, 1, (int)(left / 1000) + 1) < 0)
+			return -1;
+		if (!pf.revents)
+			continue;
+		n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* A child keeps its connections served until the parent says go.  False
+ * when the parent went away. */
+static bool bench_wait_go(struct bench_gen *g, const struct bench_sync *sy)
+{
+	for (;;) {
+		struct pollfd pf = { .fd = sy->down, .events = POLLIN };
+		char go;
+
+		if (poll(&pf, 1, 0) > 0)
+			return read(sy->down, &go, 1) == 1;
+		bench_gen_run(g, 10000, NULL, NULL, 0);
+	}
+}
+
+/* The window on this process's own generator.  With sy (a child of a
+ * split generator) the parent samples the peer; here only the
+ * generator's own CPU is. */
+static void bench_window_here(struct bench_opts *o,
+			      const struct bench_cfg *cfg,
+			      struct bench_window *w,
+			      const struct bench_sync *sy)
+{
+	struct bench_gen g;
+	int ready = 0;
+	bool go = true;
+
+	if (bench_gen_create(&g, cfg)) {
+		memset(&w->t, 0, sizeof(w->t));
+		w->t.n = w->t.failed = cfg->sessions;
+		snprintf(w->t.first_error, sizeof(w->t.first_error),
+			 "the generator could not start");
+		if (sy)
+			bench_write_all(sy->up, &ready, sizeof(ready));
+		bench_gen_destroy(&g);
+		return;
+	}
+	ready = bench_setup(o, &g, w->setup_us);
+	if (sy) {
+		go = !bench_write_all(sy->up, &ready, sizeof(ready)) &&
+		     bench_wait_go(&g, sy);
+	} else {
+		if (w->idle) {
+			bench_gen_run(&g, 500000, NULL, NULL, 0);
+			if (o->pid > 0)
+				bench_proc_read(o->pid, &w->idle_proc);
+		}
+		w->have_m = o->metrics_port > 0 &&
+			    !bench_metrics_read(o->metrics_port, &w->ma);
+	}
+	if (go && ready) {
+		bench_gen_start(&g);
+		bench_gen_run(&g, (int64_t)(o->warmup * 1e6), NULL, NULL, 0);
+	}
+	if (go)
+		bench_record(o, &g, &w->a, &w->b, NULL, NULL);
+	bench_gen_stop(&g);
+	bench_gen_drain(&g, 1000000);
+	if (!sy && w->have_m)
+		w->have_m = !bench_metrics_read(o->metrics_port, &w->mb);
+	bench_tally_take(&g, ready, w->b.self.cpu_s - w->a.self.cpu_s, &w->t);
+	bench_gen_destroy(&g);
+}
+
+/* Child k of n: its share of the sessions, active ones included. */
+static void bench_share(struct bench_cfg *c, int k, int n)
+{
+	c->sessions = c->sessions / n + (k < c->sessions % n);
+	c->active = c->active / n + (k < c->active % n);
+	/* As many handshakes in flight in all as one process would have:
+	 * more only makes the target time some of them out. */
+	c->max_connecting = c->max_connecting / n > 16
+				    ? c->max_connecting / n
+				    : 16;
+}
+
+static void bench_split_child(struct bench_opts *o, struct bench_cfg cfg,
+			      struct bench_window *w, int k,
+			      const struct bench_sync *sy)
+{
+	bench_share(&cfg, k, o->procs);
+	/* The parent samples the peer and /metrics. */
+	o->pid = 0;
+	o->metrics_port = 0;
+	srand48((long)getpid() ^ (long)bench_wall_us());
+	bench_window_here(o, &cfg, w, sy);
+	_exit(bench_write_all(sy->up, &w->t, sizeof(w->t)) ? 2 : 0);
+}
+
+/* The parent's ends of its children's pipes (-1: that child is missing). */
+struct bench_split {
+	int up[BENCH_PROCS_MAX], down[BENCH_PROCS_MAX];
+	pid_t pid[BENCH_PROCS_MAX];
+};
+
+/* Forks child k with its pipes; a child that cannot be had stays -1. */
+static void bench_split_spawn(struct bench_opts *o, const struct bench_cfg *cfg,
+			      struct bench_window *w, struct bench_split *sp,
+			      int k)
+{
+	int pu[2] = { -1, -1 }, pd[2] = { -1, -1 };
+
+	sp->pid[k] = -1;
+	sp->up[k] = sp->down[k] = -1;
+	if (pipe2(pu, O_CLOEXEC) || pipe2(pd, O_CLOEXEC)) {
+		fprintf(stderr, "asp-bench: pipe: %s\n", strerror(errno));
+		close(pu[0]), close(pu[1]);
+		return;
+	}
+	fflush(NULL);
+	sp->pid[k] = fork();
+	if (sp->pid[k] == 0) {
+		struct bench_sync sy = { .up = pu[1], .down = pd[0] };
+
+		close(pu[0]);
+		close(pd[1]);
+		for (int j = 0; j < k; j++)
+			close(sp->up[j]), close(sp->down[j]);
+		bench_split_child(o, *cfg, w, k, &sy);
+	}
+	close(pu[1]);
+	close(pd[0]);
+	if (sp->pid[k] < 0) {
+		fprintf(stderr, "asp-bench: fork: %s\n", strerror(errno));
+		close(pu[0]), close(pd[1]);
+		return;
+	}
+	sp->up[k] = pu[0];
+	sp->down[k] = pd[1];
+}
+
+/* Child k's tally into w; a child that did not report counts its
+ * sessions as failed.  Reaps the child. */
+static void bench_split_gather(const struct bench_opts *o,
+			       const struct bench_cfg *cfg,
+			       struct bench_window *w, struct bench_split *sp,
+			       int k, int64_t until)
+{
+	static struct bench_tally t;
+
+	if (sp->up[k] >= 0 &&
+	    !bench_read_all(sp->up[k], &t, sizeof(t), until)) {
+		t.ready = 0; /* counted when the child said so */
+		bench_tally_add(&w->t, &t);
+	} else {
+		struct bench_cfg c = *cfg;
+
+		bench_share(&c, k, o->procs);
+		w->t.n += c.sessions;
+		w->t.failed += c.sessions;
+		if (!w->t.first_error[0])
+			snprintf(w->t.first_error, sizeof(w->t.first_error),
+				 "generator process %d did not report", k);
+	}
+	close(sp->up[k]);
+	close(sp->down[k]);
+	if (sp->pid[k] > 0)
+		waitpid(sp->pid[k], NULL, 0);
+}
+
+/* The window over o->procs generator processes, each with its share of
+ * the sessions (and its own fd limit): they connect, the parent waits
+ * for all of them, then starts them at once and samples the peer over
+ * the same window their recordings cover. */
+static void bench_window_split(struct bench_opts *o,
+			       const struct bench_cfg *cfg,
+			       struct bench_window *w)
+{
+	static struct bench_split sp;
+	int64_t until;
+	char go = 'g';
+
+	memset(&w->t, 0, sizeof(w->t));
+	for (int k = 0; k < o->procs; k++)
+		bench_split_spawn(o, cfg, w, &sp, k);
+	until = bench_mono_us() + w->setup_us + 5000000;
+	for (int k = 0; k < o->procs; k++) {
+		int ready = 0;
+
+		if (sp.up[k] >= 0 &&
+		    bench_read_all(sp.up[k], &ready, sizeof(ready), until))
+			ready = 0;
+		w->t.ready += ready;
+	}
+	if (w->idle) {
+		usleep(500000);
+		if (o->pid > 0)
+			bench_proc_read(o->pid, &w->idle_proc);
+	}
+	w->have_m = o->metrics_port > 0 &&
+		    !bench_metrics_read(o->metrics_port, &w->ma);
+	for (int k = 0; k < o->procs; k++)
+		if (sp.down[k] >= 0 && bench_write_all(sp.down[k], &go, 1))
+			fprintf(stderr, "asp-bench: generator %d is gone\n", k);
+	usleep((useconds_t)(o->warmup * 1e6));
+	bench_snap_take(o, &w->a);
+	usleep((useconds_t)(o->seconds * 1e6));
+	bench_snap_take(o, &w->b);
+	until = bench_mono_us() + 60 * 1000000;
+	for (int k = 0; k < o->procs; k++)
+		bench_split_gather(o, cfg, w, &sp, k, until);
+	if (w->have_m)
+		w->have_m = !bench_metrics_read(o->metrics_port, &w->mb);
+}
+
+static void bench_window(struct bench_opts *o, const struct bench_cfg *cfg,
+			 struct bench_window *w)
+{
+	if (o->procs > 1)
+		bench_window_split(o, cfg, w);
+	else
+		bench_window_here(o, cfg, w, NULL);
+}
+
 /* throughput, latency: one measurement. */
 static int bench_steady(struct bench_opts *o)
 {
-	struct bench_gen g;
-	struct bench_snap a, b;
-	struct bench_metrics ma, mb;
+	static struct bench_window w;
 	struct bench_line ln = { .phase = "steady" };
-	bool have_m;
-	int rc = bench_gen_create(&g, &o->cfg);
 
-	if (rc || bench_setup(o, &g, 30 * 1000000) < g.n) {
-		o->status = 2;
-		goto out;
+	w.setup_us = 30 * 1000000;
+	bench_window(o, &o->cfg, &w);
+	/* Each generator said which of its sessions did not connect. */
+	if (w.t.ready < w.t.n)
+		return 2;
+	if (w.have_m) {
+		ln.ma = &w.ma;
+		ln.mb = &w.mb;
 	}
-	have_m = o->metrics_port > 0 && !bench_metrics_read(o->metrics_port, &ma);
-	bench_gen_start(&g);
-	bench_gen_run(&g, (int64_t)(o->warmup * 1e6), NULL, NULL, 0);
-	bench_record(o, &g, &a, &b, NULL, NULL);
-	bench_gen_stop(&g);
-	bench_gen_drain(&g, 1000000);
-	if (have_m && !bench_metrics_read(o->metrics_port, &mb)) {
-		ln.ma = &ma;
-		ln.mb = &mb;
-	}
-	ln.sessions = g.n;
+	ln.sessions = w.t.n;
 	ln.active = o->cfg.active;
-	ln.a = &a;
-	ln.b = &b;
-	ln.ok = g.rec_msgs > 0 && !g.nfailed;
-	if (!g.rec_msgs)
+	ln.t = &w.t;
+	ln.a = &w.a;
+	ln.b = &w.b;
+	ln.ok = w.t.msgs > 0 && !w.t.failed;
+	if (!w.t.msgs)
 		o->status = 2;
-	bench_emit(o, &g, &ln);
-out:
-	bench_gen_destroy(&g);
+	bench_emit(o, NULL, &ln);
 	return o->status;
 }
 
 /* ---- scale ------------------------------------------------------------- */
 
 static const char *bench_step_verdict(const struct bench_opts *o,
-				      const struct bench_gen *g, int ready,
-				      char *why, size_t len)
+				      const struct bench_tally *t,
+				      bool active, char *why, size_t len)
 {
-	double lost = g->rec_sent ? (double)bench_gen_missing(g) /
-					    (double)g->rec_sent
-				  : 0;
-	int64_t p99 = bench_hist_quantile(&g->lat[0], 0.99);
+	double lost = t->sent ? (double)t->missing / (double)t->sent : 0;
+	int64_t p99 = bench_hist_quantile(&t->lat[0], 0.99);
 
-	if (ready < g->n)
+	if (t->ready < t->n)
 		snprintf(why, len, "only %d of %d sessions connected (%s)",
-			 ready, g->n,
-			 g->first_error[0] ? g->first_error : "timed out");
-	else if (g->nfailed)
-		snprintf(why, len, "%d sessions failed: %s", g->nfailed,
-			 g->first_error);
-	else if (g->cfg.active && !g->rec_msgs)
+			 t->ready, t->n,
+			 t->first_error[0] ? t->first_error : "timed out");
+	else if (t->failed)
+		snprintf(why, len, "%d sessions failed: %s", t->failed,
+			 t->first_error);
+	else if (active && !t->msgs)
 		snprintf(why, len, "no media arrived");
 	else if (lost > o->fail_loss)
 		snprintf(why, len, "%.2f%% of messages lost", 100 * lost);
@@ -363,46 +707,30 @@ static const char *bench_step_verdict(const struct bench_opts *o,
 	return why;
 }
 
-static void bench_settle(struct bench_gen *g, int64_t us)
-{
-	bench_gen_run(g, us, NULL, NULL, 0);
-}
-
 /* One step: connect n sessions, measure idle memory, then activate half.
  * Returns true when the step passed. */
 static bool bench_scale_step(struct bench_opts *o, int n, uint64_t base_rss)
 {
 	struct bench_cfg cfg = o->cfg;
-	struct bench_gen g;
-	struct bench_snap a, b;
-	struct bench_proc idle;
+	static struct bench_window w;
 	struct bench_line ln = { .phase = "step", .sessions = n };
 	char why[256];
-	int ready = 0;
 
 	cfg.sessions = n;
 	cfg.active = n / 2;
+	memset(&w, 0, sizeof(w));
+	w.setup_us = 20 * 1000000 + (int64_t)n * 8000;
+	w.idle = true;
+	bench_window(o, &cfg, &w);
 	ln.active = cfg.active;
-	memset(&idle, 0, sizeof(idle));
-	if (!bench_gen_create(&g, &cfg)) {
-		ready = bench_gen_setup(&g, 20 * 1000000 + (int64_t)n * 4000);
-		bench_settle(&g, 500000);
-		if (o->pid > 0)
-			bench_proc_read(o->pid, &idle);
-		bench_gen_start(&g);
-		bench_gen_run(&g, (int64_t)(o->warmup * 1e6), NULL, NULL, 0);
-	}
-	bench_record(o, &g, &a, &b, NULL, NULL);
-	bench_gen_stop(&g);
-	bench_gen_drain(&g, 1000000);
-	ln.a = &a;
-	ln.b = &b;
-	ln.idle_rss_kib = idle.rss_kib;
+	ln.t = &w.t;
+	ln.a = &w.a;
+	ln.b = &w.b;
+	ln.idle_rss_kib = w.idle_proc.rss_kib;
 	ln.base_rss_kib = base_rss;
-	ln.why = bench_step_verdict(o, &g, ready, why, sizeof(why));
+	ln.why = bench_step_verdict(o, &w.t, cfg.active > 0, why, sizeof(why));
 	ln.ok = !ln.why;
-	bench_emit(o, &g, &ln);
-	bench_gen_destroy(&g);
+	bench_emit(o, NULL, &ln);
 	return ln.ok;
 }
 
@@ -467,7 +795,7 @@ static int bench_slow(struct bench_opts *o, struct bench_gen *g)
 	ln.a = &a;
 	ln.b = &b;
 	ln.ok = !g->nfailed;
-	bench_emit(o, g, &ln);
+	bench_emit_gen(o, g, &ln);
 	bench_ws_pause(g->s[0].view[1].ws);
 	tl.o = o;
 	tl.t0 = bench_mono_us();
@@ -479,7 +807,7 @@ static int bench_slow(struct bench_opts *o, struct bench_gen *g)
 	/* The paused guest may be closed by the relay: that is the relay
 	 * doing its job, not a failure of the run. */
 	ln.ok = g->nfailed <= 1 && g->rec_msgs > 0;
-	bench_emit(o, g, &ln);
+	bench_emit_gen(o, g, &ln);
 	return 0;
 }
 
@@ -519,7 +847,7 @@ static int bench_join(struct bench_opts *o, struct bench_gen *g)
 	ln.b = &b;
 	ln.ok = g->join_warm.count + g->join_cold.count == (uint64_t)g->n;
 	ln.why = ln.ok ? NULL : "not every viewer got a keyframe";
-	bench_emit(o, g, &ln);
+	bench_emit_gen(o, g, &ln);
 	return 0;
 }
 
@@ -544,12 +872,12 @@ static void bench_usage(FILE *to)
 "usage: asp-bench --mode MODE --target TARGET [options]\n"
 "\n"
 "  --mode M           throughput | latency | scale | slow-viewer | join\n"
-"  --target T         relay | node | pipe | direct\n"
-"  --port N           port of the relay or of the node peer\n"
-"  --tls              wss:// (relay)\n"
+"  --target T         relay | node | uws | pipe | direct\n"
+"  --port N           port of the relay or of the node or uws peer\n"
+"  --tls              wss:// (relay, node, uws)\n"
 "  --sessions N       sessions (default: 1 throughput, 100 latency, 10\n"
 "                     slow-viewer, 20 join)\n"
-"  --viewers N        viewers per session, 1 or 2 (relay, node)\n"
+"  --viewers N        viewers per session, 1 or 2 (relay, node, uws)\n"
 "  --fps F            frames per second per active session (default 30)\n"
 "  --size SIZE        payload bytes of a delta frame (K/M suffix; default\n"
 "                     16K throughput, 40K latency, 4K scale and join)\n"
@@ -562,7 +890,10 @@ static void bench_usage(FILE *to)
 "  --warmup S         unmeasured time first (default 1)\n"
 "  --steps LIST       scale: session counts (default 10,100,1000,10000)\n"
 "  --fail-p99-ms MS   scale: a step fails above this p99 (default 100)\n"
-"  --pid PID          process to sample (the relay or the node peer)\n"
+"  --procs N          throughput, latency, scale: split the sessions over\n"
+"                     N generator processes (1..16, default 1), measured\n"
+"                     over one window and reported as one line\n"
+"  --pid PID          process to sample (the relay or the peer)\n"
 "  --metrics-port N   relay's plain HTTP port for /metrics (default:\n"
 "                     --port for a plain relay target)\n"
 "  --out FILE         JSON lines appended here (default\n"
@@ -669,6 +1000,7 @@ static const struct option bench_long_opts[] = {
 	{ "warmup", required_argument, NULL, 'W' },
 	{ "steps", required_argument, NULL, 'x' },
 	{ "fail-p99-ms", required_argument, NULL, 'F' },
+	{ "procs", required_argument, NULL, 'j' },
 	{ "pid", required_argument, NULL, 'P' },
 	{ "metrics-port", required_argument, NULL, 'm' },
 	{ "out", required_argument, NULL, 'o' },
@@ -678,8 +1010,6 @@ static const struct option bench_long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static const char *const bench_target_names[] = { "relay", "node", "pipe",
-						  "direct" };
 
 static int bench_parse_opt(struct bench_opts *o, int c, const char *arg)
 {
@@ -692,9 +1022,11 @@ static int bench_parse_opt(struct bench_opts *o, int c, const char *arg)
 		o->mode = (enum bench_mode)v;
 		return v < 0 ? -1 : 0;
 	case 'T':
-		v = bench_lookup(arg, bench_target_names, 4);
+		for (v = 0; v < BENCH_T_COUNT; v++)
+			if (!strcmp(arg, bench_target_name(v)))
+				break;
 		cfg->target = (enum bench_target)v;
-		return v < 0 ? -1 : 0;
+		return v < BENCH_T_COUNT ? 0 : -1;
 	case 'p': cfg->port = atoi(arg); return cfg->port > 0 ? 0 : -1;
 	case 't': cfg->tls = true; return 0;
 	case 'n': cfg->sessions = atoi(arg); return cfg->sessions > 0 ? 0 : -1;
@@ -711,6 +1043,9 @@ static int bench_parse_opt(struct bench_opts *o, int c, const char *arg)
 	case 'W': o->warmup = atof(arg); return o->warmup >= 0 ? 0 : -1;
 	case 'x': return bench_parse_steps(arg, o);
 	case 'F': o->fail_p99_ms = atof(arg); return o->fail_p99_ms > 0 ? 0 : -1;
+	case 'j':
+		o->procs = atoi(arg);
+		return o->procs >= 1 && o->procs <= BENCH_PROCS_MAX ? 0 : -1;
 	case 'P': o->pid = (pid_t)atoi(arg); return 0;
 	case 'm': o->metrics_port = atoi(arg); return 0;
 	case 'o': o->out = arg; return 0;
@@ -741,10 +1076,15 @@ static int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		bench_usage(stderr);
 		return -1;
 	}
-	if ((o->cfg.target == BENCH_T_RELAY || o->cfg.target == BENCH_T_NODE) &&
-	    !o->cfg.port) {
+	if (o->cfg.target < BENCH_T_PIPE && !o->cfg.port) {
 		fprintf(stderr, "asp-bench: --port is needed for %s\n",
-			bench_target_names[o->cfg.target]);
+			bench_target_name(o->cfg.target));
+		return -1;
+	}
+	if (o->procs > 1 && o->mode != BENCH_M_THROUGHPUT &&
+	    o->mode != BENCH_M_LATENCY && o->mode != BENCH_M_SCALE) {
+		fprintf(stderr, "asp-bench: --procs splits throughput, latency "
+				"and scale runs only\n");
 		return -1;
 	}
 	if (o->cfg.target >= BENCH_T_PIPE &&
@@ -780,6 +1120,7 @@ static void bench_opts_init(struct bench_opts *o)
 	o->nsteps = 4;
 	o->fail_p99_ms = 100;
 	o->fail_loss = 0.01;
+	o->procs = 1;
 	o->metrics_port = -1;
 	o->label = "";
 	o->out = "build/bench/results.jsonl";
@@ -813,8 +1154,9 @@ int main(int argc, char **argv)
 		most = o.steps[i] > most ? o.steps[i] : most;
 	if (o.cfg.sessions > most)
 		most = o.cfg.sessions;
+	most = (most + o.procs - 1) / o.procs;
 	/* Each session holds up to three sockets here (and the direct
-	 * server side one more). */
+	 * server side one more); each generator process holds its share. */
 	if ((rc = bench_raise_nofile((uint64_t)most * 4 + 1024)))
 		fprintf(stderr, "asp-bench: fd limit below %d: %s\n",
 			most * 4 + 1024, strerror(-rc));

@@ -46,10 +46,16 @@ static const struct bench_ws_ops bench_host_ops, bench_view_ops;
 
 const char *bench_target_name(enum bench_target t)
 {
-	static const char *const names[] = { "relay", "node", "pipe",
+	static const char *const names[] = { "relay", "node", "uws", "pipe",
 					     "direct" };
 
-	return names[t];
+	return t >= 0 && t < BENCH_T_COUNT ? names[t] : NULL;
+}
+
+/* The peers that pair a host and its viewers by name, with no protocol. */
+static bool bench_paired(enum bench_target t)
+{
+	return t == BENCH_T_NODE || t == BENCH_T_UWS;
 }
 
 static void bench_error(struct bench_gen *g, const char *who,
@@ -447,7 +453,7 @@ static void bench_view_open(struct bench_ws *w)
 {
 	struct bench_peer *p = w->user;
 
-	if (p->s->g->cfg.target != BENCH_T_RELAY) {
+	if (p->s->g->cfg.target != BENCH_T_RELAY) { /* peers: no protocol */
 		p->ready = true;
 		bench_check_ready(p->s);
 		return;
@@ -769,8 +775,8 @@ static void bench_session_start(struct bench_session *s)
 		bench_session_fail(s, "host", strerror(-rc));
 		return;
 	}
-	/* The node relay pairs by name in any order: connect at once. */
-	for (int v = 0; c->target == BENCH_T_NODE && v < s->nviews; v++)
+	/* The peers pair by name in any order: connect at once. */
+	for (int v = 0; bench_paired(c->target) && v < s->nviews; v++)
 		bench_connect_viewer(s, v);
 }
 

@@ -9,6 +9,8 @@
  *           (hello, welcome, share/code, join, joined) of docs/protocol.md;
  *   node    host -> /pair/NAME/host, viewers -> /pair/NAME/view on the
  *           Node.js ws relay (bench/peers/node-ws-relay.mjs), no JSON;
+ *   uws     the same pairing on the uWebSockets.js relay
+ *           (bench/peers/uws-relay.mjs);
  *   direct  host -> the generator's own WebSocket server, which is the
  *           viewer: the two ends of one TCP connection, no relay at all;
  *   pipe    as direct, but through `socat` (spawned here): one process
@@ -38,14 +40,16 @@
 enum bench_target {
 	BENCH_T_RELAY,
 	BENCH_T_NODE,
+	BENCH_T_UWS,
 	BENCH_T_PIPE,
 	BENCH_T_DIRECT,
+	BENCH_T_COUNT,
 };
 
 struct bench_cfg {
 	enum bench_target target;
-	int port;            /* relay or node port (unused for direct/pipe) */
-	bool tls;            /* wss:// to the relay */
+	int port;            /* relay or peer port (unused for direct/pipe) */
+	bool tls;            /* wss:// to the relay or peer */
 	int sessions;
 	int viewers;         /* per session: 1 (owner) or 2 (owner + guest) */
 	int active;          /* sessions that send media; the rest idle */
@@ -164,6 +168,7 @@ int bench_gen_token(const struct bench_gen *g, const char *user, bool admin,
 /* Messages sent and not received by the slowest viewer, all sessions. */
 uint64_t bench_gen_missing(const struct bench_gen *g);
 
+/* The target's name on the command line and in results; NULL out of range. */
 const char *bench_target_name(enum bench_target t);
 
 #endif

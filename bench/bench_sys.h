@@ -14,12 +14,13 @@
 #include <sys/types.h>
 
 struct bench_proc {
-	double cpu_s;      /* utime + stime, seconds */
+	double cpu_s;      /* CPU time of all its threads, seconds (ns exact) */
 	uint64_t rss_kib;  /* VmRSS */
 	uint64_t hwm_kib;  /* VmHWM: peak RSS */
 };
 
-/* Reads /proc/PID/stat and /proc/PID/status (pid 0: this process). */
+/* Reads /proc/PID/stat, /proc/PID/status and the threads' schedstat
+ * (pid 0: this process). */
 int bench_proc_read(pid_t pid, struct bench_proc *out);
 
 /* The relay's counters that the report uses (docs/protocol.md, /metrics). */

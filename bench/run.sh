@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench/run.sh BUILD: the standard benchmark suite (`make bench`).
 #
-# Starts the comparison peers and asp-relay (plain, and TLS for the wss
+# Starts the comparison peers (the Node.js ws relay, the uWebSockets.js
+# relay plain and over TLS) and asp-relay (plain, and TLS for the wss
 # rows), runs asp-bench through every mode with the targets alternating
 # run by run (so a burst of load elsewhere on the machine hits all of them
 # alike), then bench/report.mjs turns the JSON lines into
@@ -10,8 +11,9 @@
 # stopped on exit, and every asp-bench run is bounded in time.
 #
 # Knobs (environment): REPS (default 5) runs per pair, SECONDS_TP (1) and
-# SECONDS_LAT (3) measured seconds per run, STEPS (scale steps), QUICK=1
-# for a fast smoke pass (REPS=1, short runs, small steps).
+# SECONDS_LAT (3) measured seconds per run, STEPS (scale steps), SIZES,
+# LOADS (sweep), PROCS (generator processes for the sweep and scale),
+# QUICK=1 for a fast smoke pass (REPS=1, short runs, small steps).
 set -eu
 
 BUILD=${1:-build}
@@ -21,13 +23,26 @@ OUT=build/bench
 BENCH="$BUILD/asp-bench"
 RELAY="$BUILD/asp-relay"
 
+# 10,000 sessions are 20,000 sockets on each side: take what the hard
+# limit allows (raising it needs CAP_SYS_RESOURCE).  The relay (or peer)
+# holds two sockets per session plus a few of its own, so the largest
+# scale step is what fits in its limit, in hundreds.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+[ "$NOFILE" = unlimited ] && NOFILE=1048576
+TOP=$(( (NOFILE - 200) / 200 * 100 ))
+[ "$TOP" -gt 10000 ] && TOP=10000
+if [ "$TOP" -gt 5000 ]; then SCALE_STEPS=10,100,1000,5000,$TOP; else SCALE_STEPS=10,100,$TOP; fi
+
 if [ "${QUICK:-0}" = 1 ]; then
 	REPS=${REPS:-1}; SECONDS_TP=${SECONDS_TP:-0.5}; SECONDS_LAT=${SECONDS_LAT:-1}
-	STEPS=${STEPS:-10,100}; SIZES=${SIZES:-16K 256K}
+	STEPS=${STEPS:-10,100}; SIZES=${SIZES:-16K 256K}; LOADS=${LOADS:-100 200}
 else
 	REPS=${REPS:-5}; SECONDS_TP=${SECONDS_TP:-1}; SECONDS_LAT=${SECONDS_LAT:-3}
-	STEPS=${STEPS:-10,100,1000,5000,10000}; SIZES=${SIZES:-1K 16K 256K 1M}
+	STEPS=${STEPS:-$SCALE_STEPS}; SIZES=${SIZES:-1K 16K 256K 1M}
+	LOADS=${LOADS:-100 200 400 600 800}
 fi
+PROCS=${PROCS:-4}
 
 PIDS=""
 cleanup() {
@@ -44,15 +59,12 @@ rm -f "$OUT"/*.jsonl "$OUT"/*.png "$OUT"/*.dat "$OUT"/*.log "$OUT"/*.out \
 	"$OUT"/profile-*.txt "$OUT"/perf-*.data
 rm -rf "$OUT"/var-*
 
-# The node peer's one dependency (ws), pinned by its lock file.
+# The peers' dependencies (ws, uWebSockets.js), pinned by the lock file.
 if ! npm ci --prefix bench/peers --no-audit --no-fund --silent >"$OUT/npm.log" 2>&1; then
-	[ -d bench/peers/node_modules/ws ] || { cat "$OUT/npm.log" >&2; exit 1; }
+	[ -d bench/peers/node_modules/ws ] && [ -d bench/peers/node_modules/@trufflesuite/uws-js-unofficial ] ||
+		{ cat "$OUT/npm.log" >&2; exit 1; }
 	echo "run.sh: npm ci failed; using the installed bench/peers/node_modules" >&2
 fi
-
-# 10,000 sessions are 20,000 sockets on each side: take what the hard
-# limit allows (raising it needs CAP_SYS_RESOURCE).
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # A throwaway self-signed certificate for the wss:// relay.
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 \
@@ -90,7 +102,7 @@ start_relay() { # NAME [extra relay options]
 }
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-echo "{\"nproc\":$(nproc),\"load_start\":\"$(loadavg)\",\"started\":\"$(date -u +%FT%TZ)\"}" >"$OUT/env.json"
+echo "{\"nproc\":$(nproc),\"nofile\":$NOFILE,\"scale_top\":${STEPS##*,},\"load_start\":\"$(loadavg)\",\"started\":\"$(date -u +%FT%TZ)\"}" >"$OUT/env.json"
 
 B() { # label args...: one measurement, bounded by $BT seconds (120)
 	label=$1; shift
@@ -101,23 +113,31 @@ B() { # label args...: one measurement, bounded by $BT seconds (120)
 start_relay relay; R_PID=$PID; R_PORT=$PORT
 start_relay relay-tls --tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem"; T_PID=$PID; T_PORT=$PORT
 start node node bench/peers/node-ws-relay.mjs; N_PID=$PID; N_PORT=$PORT
+start uws node bench/peers/uws-relay.mjs; U_PID=$PID; U_PORT=$PORT
+start uws-tls node bench/peers/uws-relay.mjs --tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem"; V_PID=$PID; V_PORT=$PORT
 
 RL() { l=$1; shift; B "$l" --target relay --port "$R_PORT" --pid "$R_PID" --data "$OUT/var-relay" "$@"; }
 TL() { l=$1; shift; B "$l" --target relay --tls --port "$T_PORT" --pid "$T_PID" --data "$OUT/var-relay-tls" "$@"; }
 NL() { l=$1; shift; B "$l" --target node --port "$N_PORT" --pid "$N_PID" "$@"; }
+UL() { l=$1; shift; B "$l" --target uws --port "$U_PORT" --pid "$U_PID" "$@"; }
+VL() { l=$1; shift; B "$l" --target uws --tls --port "$V_PORT" --pid "$V_PID" "$@"; }
 PL() { l=$1; shift; B "$l" --target pipe "$@"; }
 DL() { l=$1; shift; B "$l" --target direct "$@"; }
 
 TP="--mode throughput --seconds $SECONDS_TP --warmup 0.5"
-say "throughput: 1 session, sizes $SIZES, relay/node/pipe/direct alternating, $REPS runs each"
+say "throughput: 1 session, sizes $SIZES, relay/uws/node/pipe/direct alternating (and over TLS relay/uws at 256 KiB), $REPS runs each"
 for size in $SIZES; do
 	r=0
 	while [ $r -lt "$REPS" ]; do
 		RL tp $TP --size "$size"
+		UL tp $TP --size "$size"
 		NL tp $TP --size "$size"
 		PL tp $TP --size "$size"
 		DL tp $TP --size "$size"
-		TL tp-tls $TP --size "$size"
+		if [ "$size" = 256K ]; then
+			TL tp-tls $TP --size "$size"
+			VL tp-tls $TP --size "$size"
+		fi
 		r=$((r + 1))
 	done
 done
@@ -130,25 +150,28 @@ while [ $r -lt "$REPS" ]; do
 done
 
 LAT="--mode latency --seconds $SECONDS_LAT --warmup 1 --fps 30 --size 40K"
-say "latency: 100 sessions x 30 fps x 40 KiB, relay/direct alternating, $REPS runs each"
+say "latency: 100 sessions x 30 fps x 40 KiB, relay/uws/direct alternating, $REPS runs each"
 r=0
 while [ $r -lt "$REPS" ]; do
 	RL lat $LAT --sessions 100
+	UL lat $LAT --sessions 100
 	DL lat $LAT --sessions 100
 	r=$((r + 1))
 done
-say "latency: the same load through node, pipe and TLS, $REPS runs each"
+say "latency: the same load through node and pipe, and over TLS relay/uws SSLApp, $REPS runs each"
 r=0
 while [ $r -lt "$REPS" ]; do
 	NL lat $LAT --sessions 100
 	PL lat $LAT --sessions 100
 	TL lat-tls $LAT --sessions 100
+	VL lat-tls $LAT --sessions 100
 	r=$((r + 1))
 done
-say "latency vs load: 10..200 sessions x 30 fps x 40 KiB"
-for n in 10 50 100 150 200; do
-	RL lat-load $LAT --sessions $n
-	DL lat-load $LAT --sessions $n
+say "load sweep: $LOADS sessions x 30 fps x 40 KiB, relay/uws/direct, generator in $PROCS processes"
+for n in $LOADS; do
+	RL lat-load $LAT --sessions "$n" --procs "$PROCS"
+	UL lat-load $LAT --sessions "$n" --procs "$PROCS"
+	DL lat-load $LAT --sessions "$n" --procs "$PROCS"
 done
 
 # Where the relay's time goes: perf samples the relay through one run of
@@ -193,11 +216,18 @@ B slow --target relay --port "$S_PORT" --pid "$S_PID" --data "$OUT/var-relay-slo
 	--sessions 10 --fps 30 --size 40K --seconds 20 --warmup 1
 stop "$S_PID"
 
-say "scale: steps $STEPS sessions, half idle, half at 5 fps x 4 KiB"
+# The uws peers held every session of the runs above: a fresh one for
+# scale, as the relay gets.
+stop "$U_PID"
+stop "$V_PID"
+SCALE="--mode scale --steps $STEPS --fps 5 --size 4K --seconds 3 --warmup 1 --input-hz 1 --procs $PROCS --fail-p99-ms 50"
+say "scale: steps $STEPS sessions, half idle, half at 5 fps x 4 KiB (a step fails above p99 50 ms), relay then uws, generator in $PROCS processes"
 start_relay relay-scale; C_PID=$PID; C_PORT=$PORT
-BT=300 B scale --target relay --port "$C_PORT" --pid "$C_PID" --data "$OUT/var-relay-scale" --mode scale \
-	--steps "$STEPS" --fps 5 --size 4K --seconds 3 --warmup 1 --input-hz 1
+BT=600 B scale --target relay --port "$C_PORT" --pid "$C_PID" --data "$OUT/var-relay-scale" $SCALE
 stop "$C_PID"
+start uws-scale node bench/peers/uws-relay.mjs; W_PID=$PID; W_PORT=$PORT
+BT=600 B scale --target uws --port "$W_PORT" --pid "$W_PID" $SCALE
+stop "$W_PID"
 
 sed -i "s/}\$/,\"load_end\":\"$(loadavg)\",\"ended\":\"$(date -u +%FT%TZ)\"}/" "$OUT/env.json"
 say "report"

@@ -23,7 +23,9 @@
 #include "protocol/proto_token.h"
 #include "relay/relay_audit.h"
 #include "relay/relay_clock.h"
+#include "relay/relay_config.h"
 #include "relay/relay_frame.h"
+#include "relay/relay_hist.h"
 #include "relay/relay_log.h"
 #include "relay/relay_loop.h"
 #include "relay/relay_map.h"
@@ -42,24 +44,6 @@ struct relay_session_assist_hooks;
 #define RELAY_OWNER_KEY_LEN 32
 #define RELAY_STREAMS_MAX 8
 
-struct relay_config {
-	char listen_host[64];
-	int listen_port;
-	const char *data_dir;
-	const char *tls_cert;
-	const char *tls_key;
-	const char *web_dir;
-	size_t max_message;       /* largest media message accepted */
-	size_t queue_bytes;       /* per-viewer queue bound */
-	uint32_t queue_msgs;      /* per-viewer queue bound */
-	size_t gop_bytes;         /* keyframe cache bound per session */
-	int stall_secs;           /* close a viewer making no progress */
-	uint32_t keyframe_gap_ms; /* least time between keyframe requests */
-	bool test_clock;          /* allow PUT /api/clock (tests only) */
-	int retain_assist_days;   /* keep finished requests; 0: forever */
-	int retain_audit_days;    /* keep audit events; 0: forever */
-};
-
 struct relay_stats {
 	uint64_t bytes_in, msgs_in;
 	uint64_t bytes_out, msgs_out;
@@ -71,6 +55,9 @@ struct relay_stats {
 	uint64_t keyframe_requests;
 	uint64_t keyframe_mismatches;
 	uint64_t sessions_created;
+	struct relay_hist forward_us;  /* turn received to turn written */
+	struct relay_hist queue_depth; /* viewer queue length after a push */
+	struct relay_hist join_us;     /* viewer connected to joined */
 };
 
 enum relay_role {
@@ -125,7 +112,12 @@ struct relay_conn {
 	 * costs no timer operation. */
 	uint64_t last_progress_us;
 	struct relay_timer stall_timer;
+	/* Monotonic: when the peer last sent anything (keepalive). */
+	uint64_t last_rx_us;
+	struct relay_timer keepalive_timer;
 	struct relay_timer metrics_timer;
+	uint64_t opened_us;        /* the WebSocket opened (turn wall clock) */
+	uint64_t joined_us;        /* a viewer joined; 0 for hosts */
 	uint64_t ping_sent_us;
 	bool want_ping;
 	double rtt_ms;

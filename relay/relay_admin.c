@@ -284,7 +284,7 @@ static unsigned int relay_admin_policy(struct relay *r,
 	}
 	if (err) {
 		if (err == -PROTO_E_STORAGE || err == -PROTO_E_INTERNAL)
-			relay_log("store-error", "%s",
+			relay_log("store-error", "why=%s",
 				  r->store->ops->why(r->store));
 		return relay_admin_refuse(err, NULL, out);
 	}

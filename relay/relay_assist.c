@@ -34,7 +34,7 @@ static void relay_assist_tell(struct relay *r, const struct relay_store_assist *
 static void relay_assist_store_error(struct relay *r, int err)
 {
 	if (err == -PROTO_E_STORAGE || err == -PROTO_E_INTERNAL)
-		relay_log("store-error", "%s", r->store->ops->why(r->store));
+		relay_log("store-error", "why=%s", r->store->ops->why(r->store));
 }
 
 /* Moves a request to state in the store and the audit log, as one
@@ -387,7 +387,7 @@ void relay_assist_tick(struct relay *r)
 	 * bounded even when many requests expire together. */
 	if (r->store->ops->assist_due(r->store, relay_clock_s(r), due,
 				      RELAY_ASSIST_DUE_BATCH, &n)) {
-		relay_log("store-error", "%s", r->store->ops->why(r->store));
+		relay_log("store-error", "why=%s", r->store->ops->why(r->store));
 		return;
 	}
 	for (unsigned i = 0; i < n; i++) {

@@ -14,5 +14,5 @@ void relay_audit(struct relay *r, const char *actor, const char *event,
 
 	if (st->ops->audit_append(st, relay_clock_s(r), actor, event, desktop,
 				  detail))
-		relay_log("store-error", "audit: %s", st->ops->why(st));
+		relay_log("store-error", "what=audit why=%s", st->ops->why(st));
 }

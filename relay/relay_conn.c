@@ -139,6 +139,8 @@ static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 					  relay_conn_stall_us(c->relay));
 	}
 	relay_queue_push(&c->q, relay_frame_ref(f));
+	if (!c->is_host)
+		relay_hist_add(&c->relay->stats.queue_depth, c->q.count);
 	if (c->q.count == 1)
 		relay_conn_write_now(c);
 	else
@@ -296,11 +298,16 @@ static int relay_conn_write_head(struct relay_conn *c, struct relay_frame *f)
 		return 0;
 	r->stats.msgs_out++;
 	if (!f->text) {
+		uint64_t now = relay_turn_now_us();
+
 		r->stats.forwarded_bytes += f->len;
 		if (c->session)
 			c->session->forwarded_bytes += f->len;
 		if (f->capture_us)
-			c->last_age_us = relay_turn_now_us() - f->capture_us;
+			c->last_age_us = now - f->capture_us;
+		/* Not the keyframe cache replayed at join, nor a clock step. */
+		if (f->recv_us >= c->joined_us && now >= f->recv_us)
+			relay_hist_add(&r->stats.forward_us, now - f->recv_us);
 	}
 	relay_queue_pop(&c->q);
 	return 0;
@@ -527,6 +534,7 @@ static void relay_conn_media_done(struct relay_conn *c)
 	f->stream = h.stream;
 	f->seq = h.seq;
 	f->capture_us = h.capture_us;
+	f->recv_us = relay_turn_now_us();
 	c->relay->stats.msgs_in++;
 	if (c->state != RELAY_ST_JOINED)
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
@@ -640,6 +648,12 @@ static void relay_conn_rx_binary(struct relay_conn *c, const uint8_t *in,
 
 static void relay_conn_stall_check(struct relay_timer *t);
 static void relay_conn_metrics_due(struct relay_timer *t);
+static void relay_conn_keepalive(struct relay_timer *t);
+
+static uint64_t relay_conn_ping_us(const struct relay *r)
+{
+	return (uint64_t)r->cfg.keepalive_secs * 1000000u * 2 / 3;
+}
 
 static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 {
@@ -650,8 +664,12 @@ static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 	c->wsi = wsi;
 	c->is_host = host;
 	c->last_progress_us = relay_turn_mono_us();
+	c->opened_us = relay_turn_now_us();
 	relay_timer_init(&c->stall_timer, r->loop, relay_conn_stall_check);
 	relay_timer_init(&c->metrics_timer, r->loop, relay_conn_metrics_due);
+	relay_timer_init(&c->keepalive_timer, r->loop, relay_conn_keepalive);
+	c->last_rx_us = c->last_progress_us;
+	relay_timer_start(&c->keepalive_timer, relay_conn_ping_us(r));
 	relay_queue_init(&c->q);
 	c->next = r->conns;
 	if (r->conns)
@@ -675,6 +693,7 @@ static void relay_conn_gone(struct relay_conn *c)
 	r->conn_events->gone(c);
 	relay_timer_stop(&c->stall_timer);
 	relay_timer_stop(&c->metrics_timer);
+	relay_timer_stop(&c->keepalive_timer);
 	relay_queue_free(&c->q);
 	relay_frame_unref(c->rx);
 	free(c->rx_text);
@@ -715,6 +734,7 @@ static int relay_conn_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		relay_conn_open(c, wsi, host);
 		break;
 	case LWS_CALLBACK_RECEIVE:
+		c->last_rx_us = relay_turn_mono_us();
 		if (c->state == RELAY_ST_CLOSING)
 			break;
 		if (lws_frame_is_binary(wsi))
@@ -725,6 +745,7 @@ static int relay_conn_cb(struct lws *wsi, enum lws_callback_reasons reason,
 					   lws_is_final_fragment(wsi));
 		break;
 	case LWS_CALLBACK_RECEIVE_PONG:
+		c->last_rx_us = relay_turn_mono_us();
 		if (c->ping_sent_us) {
 			c->rtt_ms = (relay_now_us() - c->ping_sent_us) / 1000.0;
 			c->ping_sent_us = 0;
@@ -823,4 +844,34 @@ static void relay_conn_metrics_due(struct relay_timer *t)
 		return;
 	relay_timer_start(t, c->metrics_interval_ms * 1000ull);
 	relay_conn_report_metrics(c);
+}
+
+/* A peer that has sent nothing for two thirds of keepalive_secs is pinged
+ * (its pong counts as traffic); one silent for keepalive_secs is dropped
+ * without a close frame, as lws's own keepalive did: it is not there to
+ * read one.  The timer is armed once and re-arms itself for what is left,
+ * so received traffic costs one store of the turn's time. */
+static void relay_conn_keepalive(struct relay_timer *t)
+{
+	struct relay_conn *c = lws_container_of(t, struct relay_conn,
+						keepalive_timer);
+	uint64_t hangup = (uint64_t)c->relay->cfg.keepalive_secs * 1000000u;
+	uint64_t ping = relay_conn_ping_us(c->relay);
+	uint64_t now = relay_turn_mono_us();
+	uint64_t idle = now > c->last_rx_us ? now - c->last_rx_us : 0;
+
+	if (idle >= hangup) {
+		relay_log("keepalive-timeout", "desktop=%s role=%d",
+			  c->session ? c->session->desktop : "-", c->role);
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+				LWS_TO_KILL_ASYNC);
+		return;
+	}
+	if (idle >= ping) {
+		c->want_ping = true;
+		relay_conn_want_write(c);
+		relay_timer_start(t, hangup - idle);
+		return;
+	}
+	relay_timer_start(t, ping - idle);
 }

@@ -32,6 +32,7 @@ struct relay_frame {
 	uint16_t stream;
 	uint32_t seq;
 	uint64_t capture_us;
+	uint64_t recv_us;    /* the turn it was received in (relay_turn_now_us) */
 	unsigned char buf[]; /* LWS_PRE + cap */
 };
 

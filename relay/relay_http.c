@@ -52,6 +52,22 @@ static void relay_metric(struct relay_buf *b, const char *name,
 			 name, type, name, (unsigned long long)v);
 }
 
+static void relay_metric_hist(struct relay_buf *b, const char *name,
+			      const char *help, const struct relay_hist *h)
+{
+	relay_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help,
+			 name);
+	for (unsigned i = 0; i < h->n; i++)
+		relay_buf_printf(b, "%s_bucket{le=\"%.9g\"} %llu\n", name,
+				 relay_hist_bound(h, i),
+				 (unsigned long long)relay_hist_cumulative(h, i));
+	relay_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n"
+			 "%s_count %llu\n", name,
+			 (unsigned long long)h->count, name,
+			 (double)h->sum * h->scale, name,
+			 (unsigned long long)h->count);
+}
+
 char *relay_http_metrics_text(const struct relay *r, size_t *len)
 {
 	const struct relay_stats *st = &r->stats;
@@ -99,6 +115,19 @@ char *relay_http_metrics_text(const struct relay *r, size_t *len)
 		relay_buf_printf(&b, "asp_refusals_total{reason=\"%s\"} %llu\n",
 				 proto_err_info(e)->code,
 				 (unsigned long long)st->refusals[e]);
+	relay_metric_hist(&b, "asp_forward_latency_seconds",
+			  "From the loop turn a message arrived in to the turn its "
+			  "last byte was written, per peer.", &st->forward_us);
+	relay_metric_hist(&b, "asp_viewer_queue_depth_messages",
+			  "A viewer's send queue, in messages, after each "
+			  "message queued.", &st->queue_depth);
+	relay_metric_hist(&b, "asp_join_seconds",
+			  "From a viewer's WebSocket opening to its joining a "
+			  "session.", &st->join_us);
+	relay_buf_printf(&b, "# HELP asp_build_info The relay's version.\n"
+			 "# TYPE asp_build_info gauge\n"
+			 "asp_build_info{version=\"%s\",revision=\"%s\"} 1\n",
+			 relay_version, relay_revision);
 	*len = b.len;
 	return b.p;
 }

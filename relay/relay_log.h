@@ -5,9 +5,21 @@
  * Lines never carry payloads, codes or tokens; callers pass only ids,
  * names and counts.  Every module may call down into it; it calls
  * nothing of the relay's.
+ *
+ * Two formats with the same fields (--log-format): text,
+ *   2026-12-01T15:00:00Z owner-join desktop=d1
+ * and json, one object per line for journald, Loki or Elasticsearch,
+ *   {"time":"2026-12-01T15:00:00Z","event":"owner-join","desktop":"d1"}
+ * where every value is a string.  Detail words without a key continue the
+ * previous key's value ("why=cannot read x"), or form "msg" if first.
  */
 #ifndef ASP_RELAY_LOG_H
 #define ASP_RELAY_LOG_H
+
+#include <stdbool.h>
+
+/* Chooses the format of the lines that follow (text by default). */
+void relay_log_set_json(bool json);
 
 /* One log line on stderr: time, event and detail. */
 void relay_log(const char *event, const char *fmt, ...)

@@ -1,15 +1,15 @@
 /*
  * asp-relay: the streaming relay server.
  *
- * Parses the command line, opens the data directory, creates the event
- * loop (relay_loop) and the lws context on it (relay_server), and runs
- * until SIGINT or SIGTERM.  Shutdown closes every WebSocket with 1001
- * (going away), waits briefly for the close frames to go out, and frees
- * everything, so a sanitizer run ends with no leak.  This file only wires
- * modules together; nothing calls into it.
+ * Loads the settings (relay_config), opens the data directory, creates
+ * the event loop (relay_loop) and the lws context on it (relay_server),
+ * and runs until SIGINT or SIGTERM; SIGHUP reloads (relay_reload).
+ * Shutdown closes every WebSocket with 1001 (going away), waits briefly
+ * for the close frames to go out, and frees everything, so a sanitizer
+ * run ends with no leak.  This file only wires modules together; nothing
+ * calls into it.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,195 +26,14 @@
 #include "relay/relay_assist.h"
 #include "relay/relay_conn.h"
 #include "relay/relay_loop.h"
+#include "relay/relay_reload.h"
 #include "relay/relay_retain.h"
 #include "relay/relay_server.h"
 #include "relay/relay_session.h"
 
-#ifndef ASP_WEB_DIR
-#define ASP_WEB_DIR "relay/www"
-#endif
-
 #define RELAY_TICK_US (1000 * 1000)
 #define RELAY_SHUTDOWN_US (5 * 1000 * 1000)
 #define RELAY_STOP_POLL_US (20 * 1000)
-
-static void relay_usage(FILE *to)
-{
-	fprintf(to,
-"usage: asp-relay [options]\n"
-"\n"
-"Relays a cloud desktop's media to its owner's viewer and one guest.\n"
-"\n"
-"  --listen HOST:PORT   where to listen (default 127.0.0.1:8080; port 0 picks\n"
-"                       a free port, printed in the 'listening on' line)\n"
-"  --data DIR           data directory, created if missing (default ./var)\n"
-"  --tls-cert FILE      PEM certificate: serve wss:// and https://\n"
-"  --tls-key FILE       PEM private key for --tls-cert\n"
-"  --web DIR            directory of the web page (default: the source tree's\n"
-"                       relay/www)\n"
-"  --max-message SIZE   largest media message accepted (default 4M)\n"
-"  --queue-bytes SIZE   per-viewer send queue bound (default 16M)\n"
-"  --queue-msgs N       per-viewer send queue bound in messages (default 1024)\n"
-"  --gop-bytes SIZE     keyframe cache bound per session (default 8M)\n"
-"  --stall-timeout S    close a viewer that reads nothing for S seconds while\n"
-"                       data waits for it (default 30)\n"
-"  --keyframe-gap MS    least time between keyframe requests to a host\n"
-"                       (default 1000)\n"
-"  --retain-assist DAYS keep finished assistance requests DAYS days (default\n"
-"                       30; 0 keeps them forever)\n"
-"  --retain-audit DAYS  keep audit events DAYS days (default 0: forever)\n"
-"  --test-clock         let administrators move the relay's clock forward\n"
-"                       (PUT /api/clock): for tests of expiry, never in\n"
-"                       production\n"
-"  -h, --help           this text\n"
-"\n"
-"SIZE takes a K, M or G suffix (powers of 1024).  When ready the relay prints\n"
-"'listening on ws://HOST:PORT' (or wss://) on stdout.  Logs go to stderr.\n");
-}
-
-static int relay_parse_size(const char *s, size_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'K': case 'k': v <<= 10; end++; break;
-	case 'M': case 'm': v <<= 20; end++; break;
-	case 'G': case 'g': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end || v == 0 || v > (1ull << 31))
-		return -1;
-	*out = (size_t)v;
-	return 0;
-}
-
-static int relay_parse_listen(const char *s, struct relay_config *cfg)
-{
-	const char *colon = strrchr(s, ':');
-	char *end;
-	long port;
-
-	if (!colon || colon == s || (size_t)(colon - s) >= sizeof(cfg->listen_host))
-		return -1;
-	port = strtol(colon + 1, &end, 10);
-	if (*end || end == colon + 1 || port < 0 || port > 65535)
-		return -1;
-	memcpy(cfg->listen_host, s, (size_t)(colon - s));
-	cfg->listen_host[colon - s] = '\0';
-	cfg->listen_port = (int)port;
-	return 0;
-}
-
-/* 0 (forever) to 100 years. */
-static int relay_parse_days(const char *s, int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 0 || v > 36500)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
-static int relay_parse_args(int argc, char **argv, struct relay_config *cfg)
-{
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "data", required_argument, NULL, 'd' },
-		{ "tls-cert", required_argument, NULL, 'c' },
-		{ "tls-key", required_argument, NULL, 'k' },
-		{ "web", required_argument, NULL, 'w' },
-		{ "max-message", required_argument, NULL, 'm' },
-		{ "queue-bytes", required_argument, NULL, 'q' },
-		{ "queue-msgs", required_argument, NULL, 'n' },
-		{ "gop-bytes", required_argument, NULL, 'g' },
-		{ "stall-timeout", required_argument, NULL, 's' },
-		{ "keyframe-gap", required_argument, NULL, 'f' },
-		{ "retain-assist", required_argument, NULL, 'A' },
-		{ "retain-audit", required_argument, NULL, 'U' },
-		{ "test-clock", no_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	size_t n;
-	int o, at = 0;
-
-	while ((o = getopt_long(argc, argv, "h", opts, &at)) != -1) {
-		switch (o) {
-		case 'l':
-			if (relay_parse_listen(optarg, cfg))
-				goto bad;
-			break;
-		case 'd': cfg->data_dir = optarg; break;
-		case 'c': cfg->tls_cert = optarg; break;
-		case 'k': cfg->tls_key = optarg; break;
-		case 'w': cfg->web_dir = optarg; break;
-		case 'm':
-			if (relay_parse_size(optarg, &cfg->max_message) ||
-			    cfg->max_message < PROTO_MEDIA_HDR_LEN)
-				goto bad;
-			break;
-		case 'q':
-			if (relay_parse_size(optarg, &cfg->queue_bytes))
-				goto bad;
-			break;
-		case 'n':
-			if (relay_parse_size(optarg, &n))
-				goto bad;
-			cfg->queue_msgs = (uint32_t)n;
-			break;
-		case 'g':
-			if (relay_parse_size(optarg, &cfg->gop_bytes))
-				goto bad;
-			break;
-		case 's':
-			if (relay_parse_size(optarg, &n) || n > 3600)
-				goto bad;
-			cfg->stall_secs = (int)n;
-			break;
-		case 'f':
-			if (relay_parse_size(optarg, &n) || n > 60000)
-				goto bad;
-			cfg->keyframe_gap_ms = (uint32_t)n;
-			break;
-		case 'A':
-			if (relay_parse_days(optarg, &cfg->retain_assist_days))
-				goto bad;
-			break;
-		case 'U':
-			if (relay_parse_days(optarg, &cfg->retain_audit_days))
-				goto bad;
-			break;
-		case 't':
-			cfg->test_clock = true;
-			break;
-		case 'h':
-			relay_usage(stdout);
-			exit(0);
-		default:
-			relay_usage(stderr);
-			return -1;
-		}
-	}
-	if (optind != argc || !cfg->tls_cert != !cfg->tls_key) {
-		fprintf(stderr, "asp-relay: --tls-cert and --tls-key go together\n");
-		return -1;
-	}
-	return 0;
-bad:
-	fprintf(stderr, "asp-relay: bad value for --%s: '%s'\n",
-		opts[at].name, optarg);
-	fprintf(stderr, "asp-relay: see --help\n");
-	return -1;
-}
 
 /* Rates over the last window; a stream that began inside the window is
  * measured from its start, so its first rate is not diluted. */
@@ -305,6 +124,12 @@ static void relay_on_signal(int signum, void *arg)
 	relay_stop_check(&st->timer);
 }
 
+static void relay_on_hup(int signum, void *arg)
+{
+	(void)signum;
+	relay_reload(arg);
+}
+
 static void relay_run(struct relay *r)
 {
 	struct relay_ticker ticker = { .relay = r,
@@ -315,6 +140,7 @@ static void relay_run(struct relay *r)
 	relay_timer_init(&stopper.timer, r->loop, relay_stop_check);
 	relay_loop_on_signal(r->loop, SIGINT, relay_on_signal, &stopper);
 	relay_loop_on_signal(r->loop, SIGTERM, relay_on_signal, &stopper);
+	relay_loop_on_signal(r->loop, SIGHUP, relay_on_hup, r);
 	relay_timer_start(&ticker.timer, RELAY_TICK_US);
 	relay_loop_run(r->loop);
 	relay_timer_stop(&ticker.timer);
@@ -324,18 +150,9 @@ static void relay_run(struct relay *r)
 static void relay_init(struct relay *r)
 {
 	memset(r, 0, sizeof(*r));
-	snprintf(r->cfg.listen_host, sizeof(r->cfg.listen_host), "127.0.0.1");
-	r->cfg.listen_port = 8080;
-	r->cfg.data_dir = "var";
-	r->cfg.web_dir = ASP_WEB_DIR;
-	r->cfg.max_message = 4u << 20;
-	r->cfg.queue_bytes = 16u << 20;
-	r->cfg.queue_msgs = 1024;
-	r->cfg.gop_bytes = 8u << 20;
-	r->cfg.stall_secs = 30;
-	r->cfg.keyframe_gap_ms = 1000;
-	r->cfg.retain_assist_days = RELAY_RETAIN_ASSIST_DAYS;
-	r->cfg.retain_audit_days = RELAY_RETAIN_AUDIT_DAYS;
+	relay_hist_init(&r->stats.forward_us, 4, 20, 1e-6);
+	relay_hist_init(&r->stats.queue_depth, 0, 12, 1);
+	relay_hist_init(&r->stats.join_us, 10, 14, 1e-6);
 	relay_map_init(&r->by_desktop);
 	relay_map_init(&r->by_code);
 	relay_map_init(&r->by_owner);
@@ -352,6 +169,7 @@ static void relay_fini(struct relay *r)
 	if (r->store)
 		r->store->ops->close(r->store);
 	OPENSSL_cleanse(r->secret, sizeof(r->secret));
+	relay_config_free(&r->cfg);
 }
 
 /* The data directory: the signing secret, the store, and the sessions
@@ -388,12 +206,30 @@ static int relay_open_data(struct relay *r)
 int main(int argc, char **argv)
 {
 	struct relay r;
-	int rc = 1;
+	char why[512];
+	int rc;
 
 	relay_alloc_tune();
 	relay_init(&r);
-	if (relay_parse_args(argc, argv, &r.cfg))
+	rc = relay_config_load(&r.cfg, argc, argv, why, sizeof(why));
+	if (rc == RELAY_CONFIG_ERROR) {
+		fprintf(stderr, "asp-relay: %s\n(asp-relay --help for usage)\n",
+			why);
+		rc = 2;
 		goto out;
+	}
+	if (rc == RELAY_CONFIG_EXIT) {
+		rc = 0;
+		goto out;
+	}
+	relay_log_set_json(r.cfg.log_json);
+	if (r.cfg.check_only) {
+		printf("asp-relay: settings ok%s%s\n",
+		       r.cfg.config_path ? " in " : "",
+		       r.cfg.config_path ? r.cfg.config_path : "");
+		goto out;
+	}
+	rc = 1;
 	if (relay_open_data(&r))
 		goto out;
 	r.loop = relay_loop_new();

@@ -19,7 +19,7 @@ static bool relay_retain_batch(struct relay *r, const char *what,
 	err = prune(r->store, relay_clock_s(r) - (int64_t)days * RELAY_DAY_S,
 		    RELAY_RETAIN_BATCH, &n);
 	if (err) {
-		relay_log("store-error", "%s", r->store->ops->why(r->store));
+		relay_log("store-error", "why=%s", r->store->ops->why(r->store));
 		return false;
 	}
 	if (n)

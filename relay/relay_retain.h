@@ -17,8 +17,6 @@
 
 #define RELAY_RETAIN_BATCH 500
 #define RELAY_RETAIN_IDLE_S 60
-#define RELAY_RETAIN_ASSIST_DAYS 30
-#define RELAY_RETAIN_AUDIT_DAYS 0
 
 /* Called once a second from the event loop. */
 void relay_retain_tick(struct relay *r);

@@ -26,10 +26,27 @@ static const struct lws_protocols relay_protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+/* lws's own keepalive is off (a hangup of 0 disables it): lws keeps every
+ * connection's validity timer in one sorted list, and each ping and pong
+ * re-inserts it with a walk of the whole list, 12 % of the relay's CPU
+ * with a few thousand connections.  relay_conn pings idle peers from its
+ * own timers instead (RELAY_KEEPALIVE_*), which sit in libev's heap. */
 static const lws_retry_bo_t relay_retry = {
-	.secs_since_valid_ping = 20,
-	.secs_since_valid_hangup = 30,
+	.secs_since_valid_ping = 0,
+	.secs_since_valid_hangup = 0,
 };
+
+/* lws's error lines join the relay's log, so --log-format json stays one
+ * JSON object per line. */
+static void relay_server_lws_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	(void)level;
+	while (n && (line[n - 1] == '\n' || line[n - 1] == ' '))
+		n--;
+	relay_log("lws-error", "why=%.*s", (int)n, line);
+}
 
 int relay_server_start(struct relay *r, struct relay_loop *l)
 {
@@ -56,7 +73,7 @@ int relay_server_start(struct relay *r, struct relay_loop *l)
 		r->tls = true;
 	}
 	r->loop = l;
-	lws_set_log_level(LLL_ERR, NULL);
+	lws_set_log_level(LLL_ERR, relay_server_lws_log);
 	r->context = lws_create_context(&info);
 	if (!r->context)
 		return -1;

@@ -214,7 +214,7 @@ static int relay_session_persist(struct relay_session *s, const char *event)
 		err = st->ops->commit(st);
 	}
 	if (err)
-		relay_log("store-error", "%s", st->ops->why(st));
+		relay_log("store-error", "why=%s", st->ops->why(st));
 	return err;
 }
 
@@ -568,6 +568,8 @@ void relay_session_attach_viewer(struct relay_session *s, struct relay_conn *c,
 	c->session = s;
 	c->role = role;
 	c->state = RELAY_ST_JOINED;
+	c->joined_us = relay_turn_now_us();
+	relay_hist_add(&s->relay->stats.join_us, c->joined_us - c->opened_us);
 	if (role == RELAY_ROLE_OWNER) {
 		s->owner = c;
 	} else {

@@ -11,6 +11,10 @@
  * item, meant for people and for scripts (fields are KEY=VALUE after a
  * leading id; free text comes last).
  *
+ * The relay and the credentials come from the options, else $ASP_RELAY
+ * and $ASP_TOKEN, else ~/.config/asp-relay/admin.conf (read with libinih),
+ * so an operator types them once.
+ *
  * Exit status: 0 done, 1 local failure, 2 usage, 3 the relay refused the
  * request (its message is printed), 5 cannot connect or no valid answer.
  */
@@ -28,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ini.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -55,6 +60,9 @@ enum admin_exit {
 struct admin {
 	const char *relay, *data, *token_opt;
 	bool insecure;
+	/* Read from admin.conf, owned. */
+	char *conf_relay, *conf_data, *conf_token;
+	char conf_path[4096];
 	char token[PROTO_TOKEN_BUF];
 	/* Parsed from relay. */
 	bool tls;
@@ -86,13 +94,21 @@ static void usage(FILE *f)
 "\n"
 "Options:\n"
 "  --relay URL      the relay, http://HOST:PORT or https://HOST:PORT\n"
-"                   (default " ADMIN_DEFAULT_RELAY ")\n"
+"                   (default: $ASP_RELAY, else relay in admin.conf, else\n"
+"                   " ADMIN_DEFAULT_RELAY ")\n"
 "  --data DIR       the relay's data directory: asp-admin signs its own\n"
 "                   admin token (user \"" ADMIN_USER "\", valid 300 s) with\n"
 "                   DIR/secret.  Needs read access to that file.\n"
-"  --token TOKEN    an admin token to send instead (from `asp-admin token`)\n"
+"  --token TOKEN    an admin token to send instead (from `asp-admin token`;\n"
+"                   default: $ASP_TOKEN, else token or data in admin.conf)\n"
 "  --insecure       with https://, accept any certificate\n"
 "  -h, --help       this text\n"
+"\n"
+"admin.conf is $XDG_CONFIG_HOME/asp-relay/admin.conf, by default\n"
+"~/.config/asp-relay/admin.conf: KEY = VALUE lines with the keys relay,\n"
+"token, data (token and data exclude each other) and insecure = yes|no.\n"
+"Options beat the environment, which beats the file.  Keep the file\n"
+"private (chmod 600): a token in it is an administrator's key.\n"
 "\n"
 "Commands:\n"
 "  token --user U --role user|admin [--desktop D] [--ttl SECONDS]\n"
@@ -914,7 +930,8 @@ static int api_token(struct admin *a)
 	}
 	if (!a->data)
 		return usage_error("this command needs --data DIR or --token "
-				   "TOKEN");
+				   "TOKEN ($ASP_TOKEN, or token or data in "
+				   "admin.conf)");
 	snprintf(c.user, sizeof c.user, "%s", ADMIN_USER);
 	c.iat = (uint64_t)time(NULL);
 	c.exp = c.iat + ADMIN_API_TTL;
@@ -929,6 +946,95 @@ static const struct {
 	{ "assist", cmd_assist },     { "desktops", cmd_desktops },
 	{ "audit", cmd_audit },
 };
+
+static int admin_conf_key(void *user, const char *section, const char *name,
+			  const char *value)
+{
+	struct admin *a = user;
+	char **to = NULL;
+
+	if (*section)
+		return 0;
+	if (!strcmp(name, "relay"))
+		to = &a->conf_relay;
+	else if (!strcmp(name, "data"))
+		to = &a->conf_data;
+	else if (!strcmp(name, "token"))
+		to = &a->conf_token;
+	else if (!strcmp(name, "insecure") &&
+		 (!strcmp(value, "yes") || !strcmp(value, "no"))) {
+		a->insecure = a->insecure || !strcmp(value, "yes");
+		return 1;
+	} else
+		return 0;
+	free(*to);
+	*to = strdup(value);
+	return *to != NULL;
+}
+
+/* Reads admin.conf if there is one; -1 (said) if it is bad. */
+static int admin_conf_read(struct admin *a)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	int rc;
+
+	if (xdg && *xdg)
+		snprintf(a->conf_path, sizeof a->conf_path,
+			 "%s/asp-relay/admin.conf", xdg);
+	else if (home && *home)
+		snprintf(a->conf_path, sizeof a->conf_path,
+			 "%s/.config/asp-relay/admin.conf", home);
+	else
+		return 0;
+	rc = ini_parse(a->conf_path, admin_conf_key, a);
+	if (rc == -1 && errno == ENOENT)
+		return 0;
+	if (rc == -1)
+		fprintf(stderr, "asp-admin: cannot read %s: %s\n",
+			a->conf_path, strerror(errno));
+	else if (rc > 0)
+		fprintf(stderr, "asp-admin: %s:%d: want relay, token, data or "
+			"insecure = yes|no\n", a->conf_path, rc);
+	else if (a->conf_data && a->conf_token)
+		fprintf(stderr, "asp-admin: %s: token and data exclude each "
+			"other\n", a->conf_path);
+	else
+		return 0;
+	return -1;
+}
+
+/* Fills in what the options left out: $ASP_RELAY and $ASP_TOKEN, then
+ * admin.conf, then the defaults. */
+static int admin_defaults(struct admin *a)
+{
+	const char *env_relay = getenv("ASP_RELAY");
+	const char *env_token = getenv("ASP_TOKEN");
+
+	if (admin_conf_read(a))
+		return -1;
+	if (!a->relay)
+		a->relay = env_relay && *env_relay ? env_relay
+			 : a->conf_relay	   ? a->conf_relay
+					      : ADMIN_DEFAULT_RELAY;
+	if (a->data || a->token_opt)
+		return 0;
+	if (env_token && *env_token)
+		a->token_opt = env_token;
+	else if (a->conf_token)
+		a->token_opt = a->conf_token;
+	else
+		a->data = a->conf_data;
+	return 0;
+}
+
+static void admin_free(struct admin *a)
+{
+	free(a->conf_relay);
+	free(a->conf_data);
+	if (a->conf_token)
+		OPENSSL_cleanse(a->conf_token, strlen(a->conf_token));
+	free(a->conf_token);
+}
 
 /* Parses the options before the command; the command's index or -1. */
 static int parse_global(struct admin *a, int argc, char **argv)
@@ -953,10 +1059,9 @@ static int parse_global(struct admin *a, int argc, char **argv)
 	return i;
 }
 
-int main(int argc, char **argv)
+static int run(struct admin *a, int argc, char **argv)
 {
-	struct admin a = { .relay = ADMIN_DEFAULT_RELAY };
-	int cmd = parse_global(&a, argc, argv), rc;
+	int cmd = parse_global(a, argc, argv), rc;
 
 	if (cmd == -2) {
 		usage(stdout);
@@ -964,14 +1069,25 @@ int main(int argc, char **argv)
 	}
 	if (cmd < 0)
 		return ADMIN_EXIT_USAGE;
-	rc = parse_relay(&a);
+	if (admin_defaults(a))
+		return ADMIN_EXIT_USAGE;
+	rc = parse_relay(a);
 	for (size_t i = 0; rc == 0 && i < sizeof COMMANDS / sizeof *COMMANDS;
 	     i++) {
 		if (strcmp(argv[cmd], COMMANDS[i].name) != 0)
 			continue;
 		if (strcmp(argv[cmd], "token") != 0)
-			rc = api_token(&a);
-		return rc ? rc : COMMANDS[i].run(&a, argc - cmd, argv + cmd);
+			rc = api_token(a);
+		return rc ? rc : COMMANDS[i].run(a, argc - cmd, argv + cmd);
 	}
 	return rc ? rc : usage_error("unknown command %s", argv[cmd]);
+}
+
+int main(int argc, char **argv)
+{
+	struct admin a = { 0 };
+	int rc = run(&a, argc, argv);
+
+	admin_free(&a);
+	return rc;
 }

@@ -13,25 +13,11 @@
 // Prints "listening on ws://127.0.0.1:PORT" once ready; SIGTERM stops it.
 
 import { WebSocketServer } from 'ws';
+import { forget, pair } from './pairs.mjs';
 
 const args = process.argv.slice(2);
 const portAt = args.indexOf('--port');
 const port = portAt >= 0 ? Number(args[portAt + 1]) : 0;
-
-const pairs = new Map(); // name -> { host, viewers: Set }
-
-function pair(name) {
-  let p = pairs.get(name);
-  if (!p) {
-    p = { host: null, viewers: new Set() };
-    pairs.set(name, p);
-  }
-  return p;
-}
-
-function forget(name, p) {
-  if (!p.host && p.viewers.size === 0) pairs.delete(name);
-}
 
 const wss = new WebSocketServer({
   host: '127.0.0.1',

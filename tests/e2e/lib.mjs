@@ -110,7 +110,7 @@ function sanEnv() {
 }
 
 export class Proc {
-  constructor(name, file, args, env = {}) {
+  constructor(name, file, args, env = {}, { cwd } = {}) {
     this.name = name;
     this.cmd = [file, ...args].join(' ');
     this.stdoutLines = new Inbox();
@@ -118,7 +118,7 @@ export class Proc {
     this.stderr = '';
     this.exit = null;
     if (!fs.existsSync(file)) throw new Error(`${file} does not exist (build it: make SAN=1 ${path.relative(ROOT, file)})`);
-    this.child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...sanEnv(), ...env } });
+    this.child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...sanEnv(), ...env }, cwd });
     this.pid = this.child.pid;
     this.child.stdin.on('error', () => {}); // the tool may exit before reading
     readline.createInterface({ input: this.child.stdout }).on('line', (line) => {
@@ -155,6 +155,17 @@ export class Proc {
   }
 
   countLines(re) { return this.lines.filter((l) => re.test(l)).length; }
+
+  // Resolves with the match once stderr (the relay's log) matches re.
+  async waitForStderr(re, ms = 15000) {
+    const t0 = Date.now();
+    for (;;) {
+      const m = this.stderr.match(re);
+      if (m) return m;
+      if (this.exit || Date.now() - t0 > ms) throw new Error(`${this.name}: no stderr matching ${re}\n${this.describe()}`);
+      await delay(50);
+    }
+  }
 
   send(line) { this.child.stdin.write(line + '\n'); }
 
@@ -421,13 +432,17 @@ export class Client {
 // The relay under test.
 
 export class Relay {
-  constructor(args, env) {
+  // opts.bin: another asp-relay (an installed one); opts.bare: pass args
+  // alone (no --listen, --data: a --config file says them); opts.data: the
+  // data directory that file names; opts.cwd.
+  constructor(args, env, { bin: file = bin('asp-relay'), bare = false, data, cwd } = {}) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'asp-e2e-'));
-    this.data = path.join(this.dir, 'data');
-    fs.mkdirSync(this.data);
+    this.data = data ?? path.join(this.dir, 'data');
+    fs.mkdirSync(this.data, { recursive: true });
     this.secret = crypto.randomBytes(SECRET_LEN);
     fs.writeFileSync(path.join(this.data, 'secret'), this.secret, { mode: 0o600 });
-    this.proc = new Proc('asp-relay', bin('asp-relay'), ['--listen', '127.0.0.1:0', '--data', this.data, ...args], env);
+    this.bin = file;
+    this.proc = new Proc('asp-relay', file, bare ? args : ['--listen', '127.0.0.1:0', '--data', this.data, ...args], env, { cwd });
     this.tools = [];
     this.clients = [];
     this.stopped = false;
@@ -435,14 +450,15 @@ export class Relay {
 
   async ready() {
     const m = await this.proc.waitForLine(/listening on (wss?):\/\/([\d.]+):(\d+)/, 20000).catch((e) => {
-      const age = (Date.now() - fs.statSync(bin('asp-relay')).mtimeMs) / 1000;
-      e.message += `\n(${bin('asp-relay')} was modified ${age.toFixed(0)} s ago: a relink during the run can do this)`;
+      const age = (Date.now() - fs.statSync(this.bin).mtimeMs) / 1000;
+      e.message += `\n(${this.bin} was modified ${age.toFixed(0)} s ago: a relink during the run can do this)`;
       throw e;
     });
     this.scheme = m[1];
+    this.address = m[2];
     this.port = Number(m[3]);
-    this.url = `${this.scheme}://127.0.0.1:${this.port}`;
-    this.httpUrl = `${this.scheme === 'wss' ? 'https' : 'http'}://127.0.0.1:${this.port}`;
+    this.url = `${this.scheme}://${this.address}:${this.port}`;
+    this.httpUrl = `${this.scheme === 'wss' ? 'https' : 'http'}://${this.address}:${this.port}`;
     this.tls = this.scheme === 'wss';
     for (const user of new Set([HOST_USER, GUEST_USER])) await this.policy(user, { collab: true });
     return this;
@@ -596,12 +612,13 @@ export class Relay {
 }
 
 // Runs body with a fresh relay (opts.args: extra relay arguments, opts.env:
-// extra environment, opts.RelayClass: a subclass of Relay), then tears
-// everything down and checks the relay's exit.  A body failure is
-// reported with the relay's stderr.
+// extra environment, opts.bin, opts.bare, opts.data, opts.cwd: see Relay;
+// opts.RelayClass: a subclass of Relay), then tears everything down and
+// checks the relay's exit.  A body failure is reported with the relay's
+// stderr.
 export async function withRelay(opts, body) {
   if (typeof opts === 'function') { body = opts; opts = {}; }
-  const relay = new (opts.RelayClass || Relay)(opts.args || [], opts.env || {});
+  const relay = new (opts.RelayClass || Relay)(opts.args || [], opts.env || {}, opts);
   let err = null;
   try {
     await relay.ready();

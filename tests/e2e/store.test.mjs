@@ -20,8 +20,8 @@ const DAY = 86400;
 // A relay that can be stopped (SIGTERM or SIGKILL) and started again on
 // its data directory, with SQL run on relay.db by the sqlite3 shell.
 class StoreRelay extends Relay {
-  constructor(args = [], env = {}) {
-    super(args, env);
+  constructor(args = [], env = {}, opts = {}) {
+    super(args, env, opts);
     this.args = args;
   }
 
@@ -42,7 +42,7 @@ class StoreRelay extends Relay {
   }
 
   async start(args = this.args) {
-    this.proc = new Proc('asp-relay', bin('asp-relay'), ['--listen', '127.0.0.1:0', '--data', this.data, ...args]);
+    this.proc = new Proc('asp-relay', this.bin, ['--listen', '127.0.0.1:0', '--data', this.data, ...args]);
     await this.ready();
   }
 }
@@ -315,7 +315,7 @@ test('disk full under the data directory: media flows, changes are refused with 
     await sharer.next('notify', 15000, isNotify('collab_joined'));
     await flows();
     await changes(relay, host, { refused: true });
-    assert.match(relay.proc.stderr, /store-error relay\.db: .*(full|disk)/i);
+    assert.match(relay.proc.stderr, /store-error why=relay\.db: .*(full|disk)/i);
     // The owner can come back on another device (taking the seat).
     w.owner = await relay.join({ owner_key: host.welcome.owner_key }, { label: 'owner again', user: HOST_USER });
     await flows();
@@ -362,7 +362,7 @@ test('SQLite locked by another process: changes are refused with storage_unavail
     assert.equal(got.body.help, true);
     await flows();
     await owner.echo();
-    assert.match(relay.proc.stderr, /store-error relay\.db: .*locked/);
+    assert.match(relay.proc.stderr, /store-error why=relay\.db: .*locked/);
   } finally {
     shell.stdin.end('COMMIT;\n');
     await new Promise((r) => shell.on('exit', r));
