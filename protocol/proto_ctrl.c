@@ -92,11 +92,11 @@ static const struct schema ctrl_schema[] = {
 	{PROTO_MSG_WELCOME, R2V, {{0}}},
 	{PROTO_MSG_ERROR, R2H | R2V, {
 		{"code", F_STR, REQ}, {"message", F_STR, REQ | LONG}}},
-	{PROTO_MSG_SHARE, H2R, {{0}}},
-	{PROTO_MSG_CODE, R2H, {{"code", F_STR, REQ}}},
-	{PROTO_MSG_DISCARD, H2R, {{0}}},
-	{PROTO_MSG_END, H2R, {{0}}},
-	{PROTO_MSG_CONTROL, H2R, {{"guest", F_BOOL, REQ}}},
+	{PROTO_MSG_SHARE, H2R | V2R, {{0}}},
+	{PROTO_MSG_CODE, R2H | R2V, {{"code", F_STR, REQ}}},
+	{PROTO_MSG_DISCARD, H2R | V2R, {{0}}},
+	{PROTO_MSG_END, H2R | V2R, {{0}}},
+	{PROTO_MSG_CONTROL, H2R | V2R, {{"guest", F_BOOL, REQ}}},
 	{PROTO_MSG_METRICS, H2R | V2R, {{"interval_ms", F_INT, 0}}},
 	{PROTO_MSG_METRICS, R2H | R2V, {
 		{"session", F_STR, REQ}, {"streams", F_ARR, 0},
@@ -104,16 +104,16 @@ static const struct schema ctrl_schema[] = {
 		{"rtt_ms", F_NUM, 0}, {"latency_ms", F_NUM, 0},
 		{"copied_bytes", F_INT, 0}, {"forwarded_bytes", F_INT, 0}}},
 	{PROTO_MSG_ECHO, H2R | V2R | R2H | R2V, {{"t", F_INT, REQ}}},
-	{PROTO_MSG_ASSIST_REQUEST, H2R, {{0}}},
-	{PROTO_MSG_ASSIST_ACCEPT, H2R, {{"id", F_STR, REQ}}},
-	{PROTO_MSG_ASSIST_DECLINE, H2R, {{"id", F_STR, REQ}}},
-	{PROTO_MSG_ASSIST_END, H2R, {{0}}},
+	{PROTO_MSG_ASSIST_REQUEST, H2R | V2R, {{0}}},
+	{PROTO_MSG_ASSIST_ACCEPT, H2R | V2R, {{"id", F_STR, REQ}}},
+	{PROTO_MSG_ASSIST_DECLINE, H2R | V2R, {{"id", F_STR, REQ}}},
+	{PROTO_MSG_ASSIST_END, H2R | V2R, {{0}}},
 	{PROTO_MSG_NOTIFY, R2H | R2V, {
 		{"event", F_STR, REQ}, {"message", F_STR, REQ | LONG},
 		{"name", F_STR, 0}, {"id", F_STR, 0},
-		{"expires_at", F_INT, 0}}},
+		{"expires_at", F_INT, 0}, {"expires_in", F_INT, 0}}},
 	{PROTO_MSG_KEYFRAME, R2H, {{"reason", F_STR, 0}}},
-	{PROTO_MSG_ASSIST_INVITE, R2H, {
+	{PROTO_MSG_ASSIST_INVITE, R2H | R2V, {
 		{"id", F_STR, REQ}, {"admin", F_STR, REQ},
 		{"initiator", F_STR, 0}}},
 	{PROTO_MSG_JOIN, V2R, {

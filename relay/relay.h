@@ -38,6 +38,7 @@ struct lws_vhost;
 struct relay_loop;
 struct relay_conn_events;
 struct relay_session_assist_hooks;
+struct relay_events_sub;
 
 #define RELAY_DESKTOP_MAX 64
 #define RELAY_NAME_MAX 64
@@ -186,6 +187,7 @@ struct relay {
 	int64_t clock_offset_s;   /* the injectable clock (tests) */
 	struct relay_conn *conns;
 	size_t nconns, nhosts, nviewers;
+	struct relay_events_sub *events; /* event-stream subscribers */
 	bool tls;
 	bool stopping;
 	bool trim_pending;        /* a session ended: give memory back */

@@ -94,17 +94,23 @@ static unsigned int relay_admin_desktops(struct relay *r, char **out)
 
 /* ---- assistance ---------------------------------------------------- */
 
-static json_t *relay_admin_assist_json(const struct relay_store_assist *a)
+/* expires_in: seconds left on the relay's clock (which tests move). */
+static json_t *relay_admin_assist_json(const struct relay *r,
+				       const struct relay_store_assist *a)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I}",
+	int64_t left = a->expires_at - relay_clock_s(r);
+
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}",
 		"id", a->id, "desktop", a->desktop, "user", a->user,
 		"state", relay_assist_state_name(a->state),
 		"initiator", a->initiator, "admin", a->admin,
 		"requested_at", (json_int_t)a->requested_at,
-		"expires_at", (json_int_t)a->expires_at);
+		"expires_at", (json_int_t)a->expires_at,
+		"expires_in", (json_int_t)(left > 0 ? left : 0));
 }
 
 struct relay_admin_page {
+	const struct relay *r;
 	json_t *list;
 	unsigned left; /* how many more fit in the page */
 	bool more;     /* a row beyond the page exists */
@@ -119,7 +125,7 @@ static int relay_admin_assist_one(const struct relay_store_assist *a, void *arg)
 		return 1;
 	}
 	p->left--;
-	json_array_append_new(p->list, relay_admin_assist_json(a));
+	json_array_append_new(p->list, relay_admin_assist_json(p->r, a));
 	return 0;
 }
 
@@ -156,7 +162,7 @@ static unsigned int relay_admin_assist_list(struct relay *r,
 	if (limit < 1 || limit > RELAY_PAGE_MAX)
 		return relay_admin_refuse(-PROTO_E_MALFORMED,
 			"limit must be 1-1000.", out);
-	p = (struct relay_admin_page){ .list = json_array(),
+	p = (struct relay_admin_page){ .r = r, .list = json_array(),
 				       .left = (unsigned)limit };
 	/* One row past the page says whether there is a next one. */
 	err = r->store->ops->assist_list(r->store, mask, req->after,
@@ -168,19 +174,20 @@ static unsigned int relay_admin_assist_list(struct relay *r,
 			"after names no stored request." : NULL, out);
 	}
 	last = json_array_get(p.list, json_array_size(p.list) - 1);
-	return relay_admin_ok(json_pack("{s:o, s:o}", "requests", p.list,
+	return relay_admin_ok(json_pack("{s:o, s:o, s:I}", "requests", p.list,
 		"next", p.more ? json_incref(json_object_get(last, "id")) :
-				 json_null()), out);
+				 json_null(), "now", (json_int_t)relay_clock_s(r)),
+		out);
 }
 
-static unsigned int relay_admin_assist_done(int err,
+static unsigned int relay_admin_assist_done(const struct relay *r, int err,
 					    const struct relay_store_assist *a,
 					    char **out)
 {
 	if (err)
 		return relay_admin_refuse(err, err == -PROTO_E_BUSY ?
 					 PROTO_BUSY_MESSAGE : NULL, out);
-	return relay_admin_ok(relay_admin_assist_json(a), out);
+	return relay_admin_ok(relay_admin_assist_json(r, a), out);
 }
 
 static unsigned int relay_admin_assist_start(struct relay *r,
@@ -199,7 +206,7 @@ static unsigned int relay_admin_assist_start(struct relay *r,
 			"The body must be a JSON object with a string \"desktop\".", out);
 	}
 	status = relay_admin_assist_done(
-		relay_assist_start(r, desktop, who->user, &a), &a, out);
+		r, relay_assist_start(r, desktop, who->user, &a), &a, out);
 	json_decref(body);
 	return status == 200 ? 201 : status;
 }
@@ -227,7 +234,7 @@ static unsigned int relay_admin_assist_action(struct relay *r, const char *rest,
 		err = relay_assist_end(r, id, who->user, &a);
 	else
 		err = -PROTO_E_NOT_FOUND;
-	return relay_admin_assist_done(err, &a, out);
+	return relay_admin_assist_done(r, err, &a, out);
 }
 
 /* ---- permissions --------------------------------------------------- */
@@ -343,6 +350,63 @@ static unsigned int relay_admin_clock(struct relay *r,
 					(json_int_t)relay_clock_s(r)), out);
 }
 
+/* ---- the signed-in user's own desktops ---------------------------- */
+
+struct relay_admin_mine {
+	const char *user;
+	json_t *a;
+};
+
+/* The owner key goes to the desktop's own user only: it is what opens
+ * the desktop's client (relay_owner.h). */
+static void relay_admin_mine_one(const char *key, void *val, void *arg)
+{
+	const struct relay_session *s = val;
+	struct relay_admin_mine *m = arg;
+
+	(void)key;
+	if (strcmp(s->user, m->user) != 0)
+		return;
+	json_array_append_new(m->a, json_pack(
+		"{s:s, s:s, s:b, s:b, s:o, s:s, s:s}", "desktop", s->desktop,
+		"name", s->name, "online", s->host != NULL, "collaboration",
+		s->code[0] != '\0', "guest",
+		s->guest ? json_string(s->guest->name) : json_null(),
+		"guest_kind", !s->guest ? "" : s->assist_id[0] ? "assist" : "collab",
+		"owner_key", s->owner_key));
+}
+
+/* GET /api/me/desktops: any signed-in user, not only administrators. */
+static unsigned int relay_admin_mine(struct relay *r, const char *auth,
+				     char **out)
+{
+	struct proto_claims who;
+	struct relay_admin_mine m;
+	int err = strncmp(auth, "Bearer ", 7) ? -PROTO_E_UNAUTHORIZED :
+		proto_token_verify(r->secret, sizeof(r->secret), auth + 7,
+				   (uint64_t)relay_clock_s(r), &who);
+
+	if (err)
+		return relay_admin_refuse(err, NULL, out);
+	m.user = who.user;
+	m.a = json_array();
+	relay_map_each(&r->by_desktop, relay_admin_mine_one, &m);
+	return relay_admin_ok(json_pack("{s:s, s:o}", "user", who.user,
+					"desktops", m.a), out);
+}
+
+unsigned int relay_admin_events_auth(struct relay *r, const char *auth,
+				     char **out)
+{
+	struct proto_claims who;
+	int err = relay_admin_auth(r, auth, &who);
+
+	if (err)
+		return relay_admin_refuse(err, err == -PROTO_E_NO_PERMISSION ?
+			"The admin API needs an administrator's token." : NULL, out);
+	return relay_admin_ok(json_object(), out);
+}
+
 /* ---- routing ------------------------------------------------------- */
 
 unsigned int relay_admin_handle(struct relay *r,
@@ -351,8 +415,11 @@ unsigned int relay_admin_handle(struct relay *r,
 	const char *p = req->path;
 	enum relay_admin_method m = req->method;
 	struct proto_claims who;
-	int err = relay_admin_auth(r, req->auth, &who);
+	int err;
 
+	if (!strcmp(p, "/me/desktops") && m == RELAY_HTTP_GET)
+		return relay_admin_mine(r, req->auth, out);
+	err = relay_admin_auth(r, req->auth, &who);
 	if (err)
 		return relay_admin_refuse(err, err == -PROTO_E_NO_PERMISSION ?
 			"The admin API needs an administrator's token." : NULL, out);

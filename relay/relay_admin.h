@@ -39,6 +39,11 @@ struct relay_admin_req {
 unsigned int relay_admin_handle(struct relay *r,
 				const struct relay_admin_req *req, char **out);
 
+/* Checks an event-stream subscriber's Authorization header as for every
+ * endpoint: 200 (and "{}" in *out), or the refusal's status and body. */
+unsigned int relay_admin_events_auth(struct relay *r, const char *auth,
+				     char **out);
+
 /* Renders a refusal from the error table ({"error":{...}}) into *out;
  * returns its HTTP status. */
 unsigned int relay_admin_refuse(int err, const char *detail, char **out);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "relay/relay_conn.h"
+#include "relay/relay_owner.h"
 #include "relay/relay_session.h"
 
 #define RELAY_ASSIST_ID_BYTES 8
@@ -24,8 +25,8 @@ static void relay_assist_tell(struct relay *r, const struct relay_store_assist *
 {
 	struct relay_session *s = relay_assist_session(r, a->desktop);
 
-	if (s && s->host)
-		relay_conn_send_json(s->host, proto_ctrl_build(PROTO_MSG_NOTIFY,
+	if (s)
+		relay_owner_tell(s, proto_ctrl_build(PROTO_MSG_NOTIFY,
 			"{s:s, s:s, s:s}", "event", event, "message", message,
 			"id", a->id));
 }
@@ -74,7 +75,7 @@ static void relay_assist_invite(struct relay *r, const struct relay_store_assist
 {
 	struct relay_session *s = relay_assist_session(r, a->desktop);
 
-	relay_conn_send_json(s->host, proto_ctrl_build(PROTO_MSG_ASSIST_INVITE,
+	relay_owner_tell(s, proto_ctrl_build(PROTO_MSG_ASSIST_INVITE,
 		"{s:s, s:s, s:s}", "id", a->id, "admin", a->admin,
 		"initiator", a->initiator));
 }
@@ -91,9 +92,8 @@ static int relay_assist_slot_free(struct relay *r, const char *desktop)
 	return 0;
 }
 
-/* The desktop's open request (one at a time). */
-static int relay_assist_open_for(struct relay *r, const char *desktop,
-				 struct relay_store_assist *out)
+int relay_assist_open(struct relay *r, const char *desktop,
+		      struct relay_store_assist *out)
 {
 	return r->store->ops->assist_open_for(r->store, desktop, out);
 }
@@ -133,6 +133,18 @@ static int relay_assist_create(struct relay *r, const char *desktop,
 
 /* ---- the user, on the desktop ------------------------------------- */
 
+char *relay_assist_requested_json(struct relay *r,
+				  const struct relay_store_assist *a)
+{
+	int64_t left = a->expires_at - relay_clock_s(r);
+
+	return proto_ctrl_build(PROTO_MSG_NOTIFY,
+		"{s:s, s:s, s:s, s:I, s:I}", "event", "assist_requested",
+		"message", "Your request for help was sent to the administrators.",
+		"id", a->id, "expires_at", (json_int_t)a->expires_at,
+		"expires_in", (json_int_t)(left > 0 ? left : 0));
+}
+
 static void relay_assist_request(struct relay_conn *c)
 {
 	struct relay *r = c->relay;
@@ -146,7 +158,7 @@ static void relay_assist_request(struct relay_conn *c)
 			NULL);
 		return;
 	}
-	err = relay_assist_open_for(r, s->desktop, &a);
+	err = relay_assist_open(r, s->desktop, &a);
 	if (err == -PROTO_E_NOT_FOUND)
 		err = relay_assist_create(r, s->desktop, s->user, "user",
 					  RELAY_ASSIST_PENDING, NULL, &a);
@@ -154,10 +166,7 @@ static void relay_assist_request(struct relay_conn *c)
 		relay_conn_send_error(c, err, NULL);
 		return;
 	}
-	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_NOTIFY,
-		"{s:s, s:s, s:s, s:I}", "event", "assist_requested", "message",
-		"Your request for help was sent to the administrators.",
-		"id", a.id, "expires_at", (json_int_t)a.expires_at));
+	relay_owner_tell(s, relay_assist_requested_json(r, &a));
 }
 
 static void relay_assist_user_accept(struct relay_conn *c, const char *id)
@@ -179,8 +188,7 @@ static void relay_assist_user_accept(struct relay_conn *c, const char *id)
 		relay_conn_send_error(c, err, NULL);
 		return;
 	}
-	relay_assist_tell(r, &a, "assist_accepted",
-		"You accepted remote assistance; the administrator can now connect.");
+	relay_assist_tell(r, &a, "assist_accepted", RELAY_ASSIST_ACCEPTED_MSG);
 }
 
 static void relay_assist_user_decline(struct relay_conn *c, const char *id)
@@ -227,7 +235,7 @@ static void relay_assist_user_end(struct relay_conn *c)
 {
 	struct relay *r = c->relay;
 	struct relay_store_assist a;
-	int err = relay_assist_open_for(r, c->session->desktop, &a);
+	int err = relay_assist_open(r, c->session->desktop, &a);
 
 	if (!err)
 		err = relay_assist_finish(r, &a, c->session->user);
@@ -286,8 +294,8 @@ void relay_assist_join(struct relay_conn *c, const char *id)
 	s = relay_assist_session(r, a.desktop);
 	snprintf(s->assist_id, sizeof(s->assist_id), "%s", a.id);
 	relay_session_attach_viewer(s, c, RELAY_ROLE_ASSIST);
-	relay_session_notify(s->host, "assist_started",
-			     "Remote assistance started.", c->who.user);
+	relay_owner_notify(s, "assist_started", "Remote assistance started.",
+			   c->who.user);
 }
 
 void relay_assist_guest_left(struct relay_session *s)
@@ -359,7 +367,7 @@ int relay_assist_start(struct relay *r, const char *desktop,
 		err = relay_session_permitted(r,
 			relay_assist_session(r, desktop)->user, RELAY_PERM_HELP);
 	if (!err) {
-		err = relay_assist_open_for(r, desktop, out);
+		err = relay_assist_open(r, desktop, out);
 		err = err == 0 ? -PROTO_E_STATE :
 		      err == -PROTO_E_NOT_FOUND ? 0 : err;
 	}
@@ -398,10 +406,40 @@ void relay_assist_tick(struct relay *r)
 	}
 }
 
+/* The desktop's owner joined: the open request's state, as the host
+ * was told it. */
+static void relay_assist_owner_joined(struct relay_session *s,
+				      struct relay_conn *o)
+{
+	struct relay *r = s->relay;
+	struct relay_store_assist a;
+
+	if (relay_assist_open(r, s->desktop, &a) != 0)
+		return;
+	switch (a.state) {
+	case RELAY_ASSIST_PENDING:
+		relay_conn_send_json(o, relay_assist_requested_json(r, &a));
+		break;
+	case RELAY_ASSIST_INVITED:
+		relay_conn_send_json(o, proto_ctrl_build(PROTO_MSG_ASSIST_INVITE,
+			"{s:s, s:s, s:s}", "id", a.id, "admin", a.admin,
+			"initiator", a.initiator));
+		break;
+	case RELAY_ASSIST_ACCEPTED:
+		relay_conn_send_json(o, proto_ctrl_build(PROTO_MSG_NOTIFY,
+			"{s:s, s:s, s:s}", "event", "assist_accepted", "message",
+			RELAY_ASSIST_ACCEPTED_MSG, "id", a.id));
+		break;
+	default:
+		break; /* active: relay_owner_replay named the administrator */
+	}
+}
+
 static const struct relay_session_assist_hooks relay_assist_hooks = {
 	.host_msg = relay_assist_host_msg,
 	.join = relay_assist_join,
 	.guest_left = relay_assist_guest_left,
+	.owner_joined = relay_assist_owner_joined,
 };
 
 void relay_assist_init(struct relay *r)

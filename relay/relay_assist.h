@@ -28,11 +28,15 @@
 /* How long a request waits for an administrator. */
 #define RELAY_ASSIST_TTL_S (180 * 60)
 
+#define RELAY_ASSIST_ACCEPTED_MSG \
+	"You accepted remote assistance; the administrator can now connect."
+
 /* Registers assistance with the session layer (relay_session_set_assist).
  * Call once, after relay_session_init. */
 void relay_assist_init(struct relay *r);
 
-/* Host messages assist_request, assist_accept, assist_decline,
+/* Host messages (or the owner's, relay_owner.h) assist_request,
+ * assist_accept, assist_decline,
  * assist_end. */
 void relay_assist_host_msg(struct relay_conn *c, const struct proto_ctrl *m);
 
@@ -52,6 +56,15 @@ int relay_assist_end(struct relay *r, const char *id, const char *admin,
 		     struct relay_store_assist *out);
 int relay_assist_start(struct relay *r, const char *desktop,
 		       const char *admin, struct relay_store_assist *out);
+
+/* The desktop's open request (one at a time): 0, -PROTO_E_NOT_FOUND
+ * when there is none, or the store's error. */
+int relay_assist_open(struct relay *r, const char *desktop,
+		      struct relay_store_assist *out);
+
+/* The assist_requested notification for a, with the time left. */
+char *relay_assist_requested_json(struct relay *r,
+				  const struct relay_store_assist *a);
 
 /* Expires requests past their time, at most 16 a call (found by an
  * indexed query, whatever the store holds); called once a second. */

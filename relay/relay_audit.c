@@ -5,6 +5,7 @@
 
 #include "relay/relay.h"
 #include "relay/relay_clock.h"
+#include "relay/relay_events.h"
 #include "relay/relay_log.h"
 
 void relay_audit(struct relay *r, const char *actor, const char *event,
@@ -15,4 +16,5 @@ void relay_audit(struct relay *r, const char *actor, const char *event,
 	if (st->ops->audit_append(st, relay_clock_s(r), actor, event, desktop,
 				  detail))
 		relay_log("store-error", "what=audit why=%s", st->ops->why(st));
+	relay_events_publish(r, event, actor, desktop, detail);
 }

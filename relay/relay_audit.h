@@ -4,16 +4,18 @@
  * Every state change a person could ask about later (codes, joins,
  * permissions, assistance) is appended to the store's audit log with the
  * relay's clock.  A store failure is logged, never fatal: the state
- * change it records has already happened.  Inside a store batch
- * (begin ... commit, relay_store.h) the failure fails the commit too, so
- * a change and its event are stored together or not at all.
+ * change it records has already happened.  Each event is also published
+ * to the console's live stream (relay_events.h).  Inside a store batch
+ * (begin ... commit, relay_store.h) a failure fails the commit too, so a
+ * change and its event are stored together or not at all.
  */
 #ifndef ASP_RELAY_AUDIT_H
 #define ASP_RELAY_AUDIT_H
 
 struct relay;
 
-/* Appends an audit event (actor, event, desktop, detail). */
+/* Appends an audit event (actor, event, desktop, detail) and publishes
+ * it. */
 void relay_audit(struct relay *r, const char *actor, const char *event,
 		 const char *desktop, const char *detail);
 

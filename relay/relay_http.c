@@ -1,5 +1,6 @@
 /*
- * relay_http: /healthz, /metrics and the static web page.
+ * relay_http: /healthz, /metrics, the static web pages, the admin API
+ * and its event stream.
  *
  * Dynamic answers are rendered whole into a per-request buffer in
  * LWS_CALLBACK_HTTP and written in HTTP_WRITEABLE, as lws wants; they are
@@ -8,14 +9,18 @@
  */
 #include "relay/relay_http.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+
 
 #include "relay/relay_admin.h"
 #include "relay/relay_alloc.h"
+#include "relay/relay_events.h"
 
 struct relay_buf {
 	char *p;
@@ -183,10 +188,20 @@ static const char *relay_http_mime(const char *name)
 	return "application/octet-stream";
 }
 
+/* Pages with a path of their own; anything else is a file name. */
+static const char *relay_http_page(const char *uri)
+{
+	if (!strcmp(uri, "/"))
+		return "index.html";
+	if (!strcmp(uri, "/admin"))
+		return "admin.html";
+	return uri + 1;
+}
+
 static int relay_http_file(struct lws *wsi, struct relay_http *h,
 			   const struct relay *r, const char *uri)
 {
-	const char *name = strcmp(uri, "/") ? uri + 1 : "index.html";
+	const char *name = relay_http_page(uri);
 	char path[1024];
 	struct stat st;
 
@@ -203,6 +218,47 @@ static int relay_http_file(struct lws *wsi, struct relay_http *h,
 					  10);
 	if (lws_serve_http_file(wsi, path, relay_http_mime(name), NULL, 0) < 0)
 		return -1;
+	return 0;
+}
+
+/* ---- the event stream ---------------------------------------------- */
+
+#define RELAY_EVENTS_PING_US (20 * LWS_USEC_PER_SEC)
+/* The kernel's share of a subscriber that stops reading: a fixed send
+ * buffer (no autotuning to megabytes), events are small. */
+#define RELAY_EVENTS_SNDBUF (16 * 1024)
+
+static int relay_http_events_begin(struct lws *wsi, struct relay_http *h)
+{
+	struct relay *r = lws_context_user(lws_get_context(wsi));
+	unsigned char buf[LWS_PRE + 512];
+	unsigned char *start = buf + LWS_PRE, *p = start,
+		      *end = buf + sizeof(buf) - 1;
+	char *out = NULL;
+	unsigned int status;
+
+	status = relay_admin_events_auth(r, h->auth, &out);
+	if (status != 200)
+		return relay_http_respond(wsi, h, status, "application/json",
+					  out, strlen(out));
+	free(out);
+	if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK,
+					"text/event-stream",
+					LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (unsigned char *)"no-store", 8, &p,
+					 end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return 1;
+	/* No more timeouts: the stream lives until the page goes away.
+	 * (lws_http_mark_sse does the same but complains on HTTP/1.) */
+	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+	if (setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF,
+		       &(int){ RELAY_EVENTS_SNDBUF }, sizeof(int)))
+		relay_log("events-sndbuf", "errno=%d", errno);
+	h->sse = true;
+	relay_events_subscribe(r, &h->ev, wsi);
+	lws_set_timer_usecs(wsi, RELAY_EVENTS_PING_US);
 	return 0;
 }
 
@@ -291,6 +347,10 @@ static int relay_http_api_begin(struct lws *wsi, struct relay_http *h,
 	h->req_body = NULL;
 	h->req_len = 0;
 	h->too_large = false;
+	if (!strcmp(h->path, "/events") && h->method == RELAY_HTTP_GET) {
+		h->api = false;
+		return relay_http_events_begin(wsi, h);
+	}
 	if (relay_http_content_length(wsi) > 0)
 		return 0; /* the answer waits for HTTP_BODY_COMPLETION */
 	return relay_http_api_answer(wsi, h);
@@ -365,10 +425,21 @@ int relay_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 			return relay_http_api_answer(wsi, h);
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (h->sse)
+			return relay_events_write(&h->ev);
 		return relay_http_write_body(wsi, h);
+	case LWS_CALLBACK_TIMER:
+		if (h && h->sse) {
+			relay_events_ping(&h->ev);
+			lws_set_timer_usecs(wsi, RELAY_EVENTS_PING_US);
+		}
+		return 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (h) {
+			relay_events_unsubscribe(
+				lws_context_user(lws_get_context(wsi)), &h->ev);
+			h->sse = false;
 			free(h->body);
 			free(h->req_body);
 			h->body = NULL;

@@ -1,6 +1,9 @@
 /*
- * relay_http: plain HTTP on the relay's port: the web page, /healthz and
- * the Prometheus /metrics text.  It only reads relay state.
+ * relay_http: plain HTTP on the relay's port: the web pages, /healthz,
+ * the Prometheus /metrics text, the admin API and its live event stream.
+ *
+ * GET /api/events is a server-sent event stream for administrators' pages
+ * (relay_events.h), so the console updates without polling.
  */
 #ifndef ASP_RELAY_HTTP_H
 #define ASP_RELAY_HTTP_H
@@ -8,6 +11,7 @@
 #include <libwebsockets.h>
 
 #include "relay/relay.h"
+#include "relay/relay_events.h"
 
 /* Per-request state lws allocates for the "http" protocol. */
 struct relay_http {
@@ -25,6 +29,9 @@ struct relay_http {
 	char *req_body;
 	size_t req_len;
 	bool too_large;
+	/* A server-sent event stream (GET /api/events). */
+	bool sse;
+	struct relay_events_sub ev;
 };
 
 int relay_http_cb(struct lws *wsi, enum lws_callback_reasons reason,

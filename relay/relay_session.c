@@ -21,6 +21,8 @@
 #include "protocol/proto_version.h"
 #include "relay/relay_alloc.h"
 #include "relay/relay_conn.h"
+#include "relay/relay_events.h"
+#include "relay/relay_owner.h"
 
 /* Input waiting for the host beyond this pauses the senders. */
 #define RELAY_HOST_INPUT_CAP (1u << 20)
@@ -28,15 +30,9 @@
 void relay_session_notify(struct relay_conn *c, const char *event,
 			 const char *message, const char *name)
 {
-	if (!c)
-		return;
-	if (name)
-		relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_NOTIFY,
-			"{s:s, s:s, s:s}", "event", event, "message", message,
-			"name", name));
-	else
-		relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_NOTIFY,
-			"{s:s, s:s}", "event", event, "message", message));
+	if (c)
+		relay_conn_send_json(c, relay_owner_notify_json(event, message,
+								name));
 }
 
 static json_t *relay_stream_video_json(const struct relay_session *s)
@@ -196,9 +192,10 @@ static void relay_session_drop_code(struct relay_session *s)
 }
 
 /* Stores (code set) or deletes (code "") the session's collaboration
- * with its audit event, as one change: a crash or a full disk leaves
- * both or neither, and the caller refuses the action on failure. */
-static int relay_session_persist(struct relay_session *s, const char *event)
+ * with its audit event (c did it), as one change: a crash or a full disk
+ * leaves both or neither, and the caller refuses the action on failure. */
+static int relay_session_persist(struct relay_session *s,
+				 struct relay_conn *c, const char *event)
 {
 	struct relay *r = s->relay;
 	struct relay_store *st = r->store;
@@ -210,7 +207,8 @@ static int relay_session_persist(struct relay_session *s, const char *event)
 					    s->owner_key, s->user);
 		else
 			st->ops->collab_del(st, s->desktop);
-		relay_audit(r, s->user, event, s->desktop, "");
+		relay_audit(r, c->who.user, event, s->desktop,
+			    relay_owner_via(c));
 		err = st->ops->commit(st);
 	}
 	if (err)
@@ -429,7 +427,7 @@ static void relay_session_share(struct relay_conn *c)
 	if (!s->code[0]) {
 		err = relay_new_code(c->relay, s->code);
 		if (!err)
-			err = relay_session_persist(s, "collab-start");
+			err = relay_session_persist(s, c, "collab-start");
 		if (err) {
 			s->code[0] = '\0';
 			relay_conn_send_error(c, err, NULL);
@@ -439,14 +437,15 @@ static void relay_session_share(struct relay_conn *c)
 		relay_log("collab-start", "desktop=%s", s->desktop);
 	}
 	proto_code_display(s->code, shown);
-	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_CODE, "{s:s}",
-						 "code", shown));
+	relay_owner_tell(s, proto_ctrl_build(PROTO_MSG_CODE, "{s:s}", "code",
+					     shown));
 }
 
 /* Discard and end both retire the code and close a guest joined with
  * it; they differ in what the guest is told. */
 static void relay_session_retire(struct relay_conn *c, int guest_err,
-				 const char *event)
+				 const char *event, const char *told,
+				 const char *message)
 {
 	struct relay_session *s = c->session;
 	char code[sizeof(s->code)];
@@ -461,7 +460,7 @@ static void relay_session_retire(struct relay_conn *c, int guest_err,
 	 * the next start: the retirement is refused, and the code stands. */
 	snprintf(code, sizeof(code), "%s", s->code);
 	s->code[0] = '\0';
-	err = relay_session_persist(s, event);
+	err = relay_session_persist(s, c, event);
 	snprintf(s->code, sizeof(s->code), "%s", code);
 	if (err) {
 		relay_conn_send_error(c, err, NULL);
@@ -469,8 +468,9 @@ static void relay_session_retire(struct relay_conn *c, int guest_err,
 	}
 	relay_log(event, "desktop=%s", s->desktop);
 	relay_session_drop_code(s);
-	if (s->guest)
+	if (s->guest && s->guest->role == RELAY_ROLE_GUEST)
 		relay_conn_refuse(s->guest, guest_err, NULL);
+	relay_owner_notify(s, told, message, NULL);
 }
 
 static void relay_session_control(struct relay_conn *c, bool grant)
@@ -492,8 +492,9 @@ static void relay_session_control(struct relay_conn *c, bool grant)
 	}
 	s->guest_control = grant;
 	relay_log(event, "desktop=%s", s->desktop);
-	relay_audit(c->relay, s->user, event, s->desktop, s->guest->who.user);
-	relay_session_notify(c, event, msg, s->guest->name);
+	relay_audit(c->relay, c->who.user, event, s->desktop,
+		    s->guest->who.user);
+	relay_owner_notify(s, event, msg, s->guest->name);
 	relay_session_notify(s->guest, event, msg, NULL);
 }
 
@@ -504,10 +505,12 @@ void relay_session_host_msg(struct relay_conn *c, const struct proto_ctrl *m)
 		relay_session_share(c);
 		break;
 	case PROTO_MSG_DISCARD:
-		relay_session_retire(c, -PROTO_E_DISCARDED, "collab-discard");
+		relay_session_retire(c, -PROTO_E_DISCARDED, "collab-discard",
+			"collab_discarded", "The collaboration code was discarded.");
 		break;
 	case PROTO_MSG_END:
-		relay_session_retire(c, -PROTO_E_ENDED, "collab-end");
+		relay_session_retire(c, -PROTO_E_ENDED, "collab-end",
+			"collab_ended", "The shared collaboration ended.");
 		break;
 	case PROTO_MSG_CONTROL:
 		relay_session_control(c, proto_ctrl_bool(m, "guest", false));
@@ -562,6 +565,45 @@ static const char *relay_role_name(enum relay_role role)
 	}
 }
 
+/* The owner acts for its desktop (relay_owner.h): the host's own
+ * requests, under the host's own rules. */
+static void relay_session_owner_msg(struct relay_conn *c,
+				    const struct proto_ctrl *m)
+{
+	switch (m->type) {
+	case PROTO_MSG_SHARE:
+	case PROTO_MSG_DISCARD:
+	case PROTO_MSG_END:
+	case PROTO_MSG_CONTROL:
+	case PROTO_MSG_ASSIST_REQUEST:
+	case PROTO_MSG_ASSIST_ACCEPT:
+	case PROTO_MSG_ASSIST_DECLINE:
+	case PROTO_MSG_ASSIST_END:
+		break;
+	default:
+		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
+		return;
+	}
+	/* The host carries out what its user decides: without it connected
+	 * nothing could be told to it or shown to a guest. */
+	if (!c->session->host) {
+		relay_conn_send_error(c, -PROTO_E_OFFLINE, NULL);
+		return;
+	}
+	relay_log("owner-request", "desktop=%s type=%s", c->session->desktop,
+		  proto_msg_name(m->type));
+	relay_session_host_msg(c, m);
+}
+
+/* Brings a newly joined owner up to date, assistance included. */
+static void relay_session_owner_joined(struct relay_session *s,
+				       struct relay_conn *c)
+{
+	relay_owner_replay(s, c);
+	if (s->relay->assist_hooks && s->relay->assist_hooks->owner_joined)
+		s->relay->assist_hooks->owner_joined(s, c);
+}
+
 void relay_session_attach_viewer(struct relay_session *s, struct relay_conn *c,
 				 enum relay_role role)
 {
@@ -582,6 +624,8 @@ void relay_session_attach_viewer(struct relay_session *s, struct relay_conn *c,
 		"control", role != RELAY_ROLE_GUEST));
 	relay_send_stream_info(s, c);
 	relay_gop_replay(s, c);
+	if (role == RELAY_ROLE_OWNER)
+		relay_session_owner_joined(s, c);
 }
 
 static void relay_session_join_guest(struct relay_conn *c, const char *typed)
@@ -619,8 +663,8 @@ static void relay_session_join_guest(struct relay_conn *c, const char *typed)
 	relay_session_attach_viewer(s, c, RELAY_ROLE_GUEST);
 	relay_log("collab-join", "desktop=%s", s->desktop);
 	relay_audit(c->relay, c->who.user, "collab-join", s->desktop, c->name);
-	relay_session_notify(s->host, "collab_joined", "Joined Shared Collaboration",
-		     c->name);
+	relay_owner_notify(s, "collab_joined", "Joined Shared Collaboration",
+			   c->name);
 }
 
 static void relay_session_join_owner(struct relay_conn *c, const char *key)
@@ -679,6 +723,10 @@ void relay_session_viewer_msg(struct relay_conn *c, const struct proto_ctrl *m)
 			relay_session_request_keyframe(c->session, "viewer");
 		break;
 	default:
+		if (c->role == RELAY_ROLE_OWNER) {
+			relay_session_owner_msg(c, m);
+			break;
+		}
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
 		break;
 	}
@@ -863,6 +911,8 @@ void relay_session_detach(struct relay_conn *c)
 		s->host = NULL;
 		relay_gop_clear(s);
 		relay_log("host-leave", "desktop=%s", s->desktop);
+		relay_events_publish(s->relay, "host-leave", s->user, s->desktop,
+				   "");
 		relay_session_notify(s->owner, "host_offline",
 			     "The desktop disconnected; waiting for it to come back.",
 			     NULL);
@@ -882,8 +932,8 @@ void relay_session_detach(struct relay_conn *c)
 		relay_log("collab-leave", "desktop=%s", s->desktop);
 		relay_audit(s->relay, c->who.user, "collab-leave", s->desktop,
 			    c->name);
-		relay_session_notify(s->host, "collab_stopped",
-			     "Stopped Shared Collaboration", c->name);
+		relay_owner_notify(s, "collab_stopped",
+				   "Stopped Shared Collaboration", c->name);
 	} else if (s->owner == c) {
 		s->owner = NULL;
 		relay_resume(c);

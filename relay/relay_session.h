@@ -83,6 +83,8 @@ struct relay_session_assist_hooks {
 	void (*join)(struct relay_conn *c, const char *id);
 	/* The assisting administrator's viewer left the guest slot. */
 	void (*guest_left)(struct relay_session *s);
+	/* The desktop's owner joined: tell it the open request's state. */
+	void (*owner_joined)(struct relay_session *s, struct relay_conn *owner);
 };
 
 /* h must outlive the relay. */

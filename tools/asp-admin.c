@@ -54,6 +54,8 @@ enum admin_exit {
 #define ADMIN_USER "asp-admin"
 #define ADMIN_API_TTL 300       /* seconds, tokens for our own calls */
 #define ADMIN_DEFAULT_TTL 86400 /* seconds, `token` */
+#define ADMIN_CONSOLE_USER "admin"
+#define ADMIN_CONSOLE_TTL 28800 /* seconds, `console-link`: a working day */
 #define ADMIN_IO_TIMEOUT 10     /* seconds per connect, read or write */
 #define ADMIN_MAX_RESPONSE (8u << 20)
 
@@ -130,6 +132,10 @@ static void usage(FILE *f)
 "  desktops\n"
 "        Desktops the relay knows, one per line:\n"
 "        \"DESKTOP online=yes|no collaboration=on|off guest=\"NAME\"|- name=\"NAME\"\".\n"
+"  console-link [--user U] [--ttl SECONDS]\n"
+"        Prints a link that opens the administrator's console (/admin) in a\n"
+"        browser, signed in: with --data, as U (default \"" ADMIN_CONSOLE_USER "\") for\n"
+"        --ttl seconds (default 28800); with --token, with that token.\n"
 "  audit [--limit N]\n"
 "        The latest N (default 50) audit events, oldest first:\n"
 "        \"TIME ACTOR EVENT DESKTOP|- DETAIL\".\n"
@@ -916,6 +922,47 @@ static int cmd_audit(struct admin *a, int argc, char **argv)
 	return print_list(a, path, "events", print_event);
 }
 
+/* The console's link carries its token in the fragment, which browsers
+ * never send to a server; the page keeps it for its tab only. */
+static int cmd_console_link(struct admin *a, int argc, char **argv)
+{
+	const char *user = ADMIN_CONSOLE_USER, *ttl = NULL;
+	struct proto_claims c = { .role = PROTO_ROLE_ADMIN };
+	unsigned long long secs = ADMIN_CONSOLE_TTL;
+	char tok[PROTO_TOKEN_BUF];
+	int rc = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (!opt_value(argc, argv, &i, "--user", &user) &&
+		    !opt_value(argc, argv, &i, "--ttl", &ttl))
+			return usage_error("console-link: unknown argument %s",
+					   argv[i]);
+	}
+	if (a->token_opt) {
+		if (strlen(a->token_opt) > PROTO_TOKEN_MAX)
+			return usage_error("--token: longer than %d characters",
+					   PROTO_TOKEN_MAX);
+		snprintf(tok, sizeof tok, "%s", a->token_opt);
+	} else if (!a->data) {
+		return usage_error("console-link needs --data DIR or --token TOKEN");
+	} else {
+		if (!proto_token_user_valid(user))
+			return usage_error("console-link: --user %s: want 1-64 of "
+					   "A-Z a-z 0-9 ._@-", user);
+		if (ttl && (!parse_uint(ttl, 10ull * 365 * 86400, &secs) || !secs))
+			return usage_error("console-link: --ttl %s: want 1 to "
+					   "315360000 seconds", ttl);
+		snprintf(c.user, sizeof c.user, "%s", user);
+		c.iat = (uint64_t)time(NULL);
+		c.exp = c.iat + secs;
+		rc = mint(a, &c, tok);
+	}
+	if (rc == 0)
+		printf("%s://%s:%s/admin#token=%s\n", a->tls ? "https" : "http",
+		       a->host, a->port, tok);
+	return rc;
+}
+
 /* Gets the token API commands send: --token, or one minted from --data. */
 static int api_token(struct admin *a)
 {
@@ -944,7 +991,7 @@ static const struct {
 } COMMANDS[] = {
 	{ "token", cmd_token },       { "policy", cmd_policy },
 	{ "assist", cmd_assist },     { "desktops", cmd_desktops },
-	{ "audit", cmd_audit },
+	{ "audit", cmd_audit },       { "console-link", cmd_console_link },
 };
 
 static int admin_conf_key(void *user, const char *section, const char *name,
@@ -1076,7 +1123,8 @@ static int run(struct admin *a, int argc, char **argv)
 	     i++) {
 		if (strcmp(argv[cmd], COMMANDS[i].name) != 0)
 			continue;
-		if (strcmp(argv[cmd], "token") != 0)
+		if (strcmp(argv[cmd], "token") != 0 &&
+		    strcmp(argv[cmd], "console-link") != 0)
 			rc = api_token(a);
 		return rc ? rc : COMMANDS[i].run(a, argc - cmd, argv + cmd);
 	}

@@ -139,6 +139,7 @@ static void host_usage(FILE *f)
 "quit.\n"
 "\n"
 "Output on stdout, one line each: source: WHAT, welcome: owner_key=KEY,\n"
+"owner-link: URL (opens the desktop's own client in a browser),\n"
 "code: CODE, notify: EVENT MESSAGE (NAME), keyframe-request: REASON,\n"
 "input: TYPE x=X y=Y code=C mods=M, assist-invite: id=ID admin=NAME,\n"
 "assist-request: id=ID expires=UNIX, reconnecting in N ms: WHY, reconnected.\n"
@@ -357,6 +358,22 @@ static void host_tick(struct client_timer *t)
 
 /* ---- what the relay says ---- */
 
+/* The link that opens the desktop's own client in a browser, signed in
+ * as the desktop's user: the page on the relay's http(s) origin, with
+ * the owner key and this host's token in the fragment, which browsers
+ * never send to a server. */
+static void host_say_owner_link(const struct host *h, const char *key)
+{
+	const char *url = h->o.relay;
+	bool tls = !strncmp(url, "wss://", 6);
+	const char *authority = url + (tls ? 6 : !strncmp(url, "ws://", 5) ? 5 : 0);
+	int n = (int)strcspn(authority, "/");
+
+	client_say("owner-link: %s://%.*s/owner.html#key=%s&token=%s",
+		   tls ? "https" : "http", n, authority, key,
+		   h->o.token ? h->o.token : "");
+}
+
 static void host_on_welcome(struct host *h, const struct proto_ctrl *m)
 {
 	const char *key = proto_ctrl_str(m, "owner_key");
@@ -368,6 +385,8 @@ static void host_on_welcome(struct host *h, const struct proto_ctrl *m)
 		client_say("reconnected");
 	h->lost = false;
 	client_say("welcome: owner_key=%s", key ? key : "");
+	if (key)
+		host_say_owner_link(h, key);
 	if (max > 0)
 		h->max_message = (size_t)max;
 	host_start_media(h);

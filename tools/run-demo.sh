@@ -55,6 +55,8 @@ for _ in $(seq 100); do
 done
 code=$(sed -n 's/^code: //p' "$tmp/host.out" | head -n 1)
 owner=$(sed -n 's/^welcome: owner_key=//p' "$tmp/host.out" | head -n 1)
+owner_link=$(sed -n 's/^owner-link: //p' "$tmp/host.out" | head -n 1)
+console=$("$BUILD/asp-admin" --relay "$http" --data "$DATA" console-link)
 
 cat <<EOT
 
@@ -64,9 +66,12 @@ cat <<EOT
   Collaboration code:  ${code:-(the demo host did not start: see $tmp/host.out)}
 
   Watch it in a browser:   $http/#token=$guest_token
-                           (type the code, then Join Now)
+                           (the Shared Collaboration icon, the code, then Join Now)
   Or natively:             $BUILD/asp-view --relay $url --token $guest_token --code ${code:-CODE}
-  As the desktop's owner:  $BUILD/asp-view --relay $url --token $host_token --owner-key ${owner:-KEY}
+  As the desktop's owner:  ${owner_link:-(no owner link: see $tmp/host.out)}
+                           (the desktop's own client, with the floating ball)
+    or natively:           $BUILD/asp-view --relay $url --token $host_token --owner-key ${owner:-KEY}
+  Administrator's console: $console
 
   Administrator token:     $admin_token
     $BUILD/asp-admin --relay $http --token <admin token> desktops | audit | assist list

@@ -6,15 +6,14 @@
 // ends it and returns to the join form.  The relay's refusals are shown
 // word for word: they are written for the person at the keyboard.
 
-import { KIND, inputMessage, parseMedia } from './media.js';
-import { VideoPlayer } from './video.js';
 import { AudioPlayer } from './audio.js';
 import { InputCapture } from './input.js';
+import { Viewer } from './viewer.js';
+import { openJoinForm } from './home.js';
+import { makeDraggable, toast } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
 const METRICS_INTERVAL_MS = 1000;
-const LEAVE_WAIT_MS = 3000;
-const TOAST_MS = 5000;
 
 const CLOSE_MESSAGES = {
   1001: 'The relay is going away (restarting or shutting down). Join again in a moment.',
@@ -36,20 +35,13 @@ const input = new InputCapture($('screen'), (fields) => session?.sendInput(field
 
 // ---- small UI helpers -------------------------------------------------
 
-function toast(text, kind = 'info') {
-  const el = document.createElement('div');
-  el.className = `toast ${kind}`;
-  el.textContent = text;
-  $('toasts').append(el);
-  setTimeout(() => el.remove(), TOAST_MS);
-}
-
 function showJoin(error) {
   $('watch-view').hidden = true;
   $('join-view').hidden = false;
   $('join-status').textContent = '';
   $('join-error').hidden = !error;
   $('join-error').textContent = error || '';
+  if (error) openJoinForm();
   setMenu(false);
   setControl(false);
   if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
@@ -89,54 +81,32 @@ function setControl(on) {
 
 class Session {
   constructor(code, name, token) {
-    this.code = code;
     this.joined = false;
-    this.leaving = false;
-    this.lastError = null;
-    this.seq = 0;
-    this.metrics = null;
     this.streamInfo = null;
-    this.video = new VideoPlayer($('screen'), {
-      notice: (kind) => this.notice(kind),
-      guidance: (detail) => this.guidance(detail),
-      keyframe: () => this.send({ type: 'keyframe' }),
-      size: () => renderMetrics(),
-    });
-    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    this.ws = new WebSocket(`${scheme}://${location.host}/view`, 'asp.view.v1');
-    this.ws.binaryType = 'arraybuffer';
     // Without a name the relay shows the signed-in user's id.
-    this.ws.onopen = () => this.send({
-      type: 'hello', client: 'web', client_version: '1.0', ...(name ? { name } : {}), ...(token ? { token } : {}),
+    this.viewer = new Viewer($('screen'), {
+      token,
+      name,
+      join: { code },
+      audio,
+      input,
+      closeMessages: CLOSE_MESSAGES,
+      hooks: {
+        notice: (kind) => this.notice(kind),
+        guidance: (detail) => this.guidance(detail),
+        size: () => renderMetrics(),
+        control: (m) => CONTROL_HANDLERS[m.type]?.(this, m),
+        closed: (why) => this.onClose(why),
+      },
     });
-    this.ws.onmessage = (e) => (typeof e.data === 'string' ? this.onControl(e.data) : this.onMedia(e.data));
-    this.ws.onclose = (e) => this.onClose(e);
-    this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
+    this.closed = this.viewer.closed;
   }
 
-  send(obj) {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(obj));
-  }
+  get video() { return this.viewer.video; }
 
-  sendInput(fields) {
-    if (this.ws.readyState !== WebSocket.OPEN) return;
-    this.ws.send(inputMessage(this.seq, fields));
-    this.seq = (this.seq + 1) >>> 0;
-  }
+  get metrics() { return this.viewer.metrics; }
 
-  onControl(text) {
-    let m;
-    try { m = JSON.parse(text); } catch { return; }
-    const handler = CONTROL_HANDLERS[m.type];
-    if (handler) handler(this, m);
-  }
-
-  onMedia(buf) {
-    const m = parseMedia(buf);
-    if (!m) return;
-    if (m.kind === KIND.video) this.video.push(m);
-    else if (m.kind === KIND.audio) audio.push(m);
-  }
+  sendInput(fields) { this.viewer.sendInput(fields); }
 
   notice(kind) {
     const el = $('notice');
@@ -150,28 +120,16 @@ class Session {
     el.hidden = false;
   }
 
-  // The relay closed: after `leave` that is expected; otherwise say why,
-  // with the relay's own message when it sent one.
-  onClose(e) {
-    this.video.close();
-    this.resolveClosed();
+  // why: the relay's words, or null after leave.
+  onClose(why) {
     if (session === this) session = null;
-    if (this.leaving) return;
-    audio.close();
-    const why = this.lastError?.message || CLOSE_MESSAGES[e.code] || `The relay closed the connection (${e.code}).`;
+    if (why === null) return;
     if (this.joined) toast(why, 'error');
     showJoin(why);
     setBusy(false);
   }
 
-  leave() {
-    this.leaving = true;
-    this.send({ type: 'leave' });
-    this.video.close();
-    audio.close();
-    // The relay closes after leave; don't let a lost close hold the slot.
-    setTimeout(() => this.ws.close(), LEAVE_WAIT_MS);
-  }
+  leave() { this.viewer.leave(); }
 }
 
 // Refusals of one message that leave the connection up (docs/protocol.md).
@@ -179,14 +137,12 @@ const KEEPS_CONNECTION = new Set(['no_control', 'malformed']);
 const NOTIFY_CONTROL = { control_granted: true, control_revoked: false };
 
 const CONTROL_HANDLERS = {
-  welcome: (s) => s.send({ type: 'join', code: s.code }),
   joined: (s, m) => {
     s.joined = true;
     setBusy(false);
     showWatch();
     setControl(m.control === true);
     toast(`Joined ${m.name || m.session}`);
-    s.send({ type: 'metrics', interval_ms: METRICS_INTERVAL_MS });
   },
   notify: (s, m) => {
     if (m.event in NOTIFY_CONTROL) setControl(NOTIFY_CONTROL[m.event]);
@@ -194,15 +150,10 @@ const CONTROL_HANDLERS = {
   },
   stream: (s, m) => {
     s.streamInfo = m;
-    s.video.setHint(m.video);
     renderMetrics();
   },
-  metrics: (s, m) => {
-    s.metrics = m;
-    renderMetrics();
-  },
+  metrics: () => renderMetrics(),
   error: (s, m) => {
-    s.lastError = m;
     if (m.code === 'no_control') setControl(false);
     // Refusals that end the connection are shown when it closes.
     if (KEEPS_CONNECTION.has(m.code)) toast(m.message, 'error');
@@ -247,27 +198,6 @@ function renderMetrics() {
 function setMenu(open) {
   $('ball-menu').hidden = !open;
   $('ball-toggle').setAttribute('aria-expanded', String(open));
-}
-
-// The ball can be dragged out of the way; a press that barely moves is a click.
-function makeDraggable(ball, handle) {
-  let start = null;
-  handle.addEventListener('pointerdown', (e) => {
-    const r = ball.getBoundingClientRect();
-    start = { x: e.clientX, y: e.clientY, left: r.left, top: r.top, moved: false };
-    handle.setPointerCapture(e.pointerId);
-  });
-  handle.addEventListener('pointermove', (e) => {
-    if (!start) return;
-    const dx = e.clientX - start.x;
-    const dy = e.clientY - start.y;
-    if (!start.moved && Math.hypot(dx, dy) < 5) return;
-    start.moved = true;
-    ball.style.left = `${Math.max(0, Math.min(innerWidth - 48, start.left + dx))}px`;
-    ball.style.top = `${Math.max(0, Math.min(innerHeight - 48, start.top + dy))}px`;
-    ball.style.right = 'auto';
-  });
-  handle.addEventListener('pointerup', () => { handle.dataset.dragged = start?.moved ? '1' : ''; start = null; });
 }
 
 function wireBall() {

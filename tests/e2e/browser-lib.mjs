@@ -53,8 +53,11 @@ export async function launchBrowser() {
 // A tab that records what the page logs, so failures can show it.
 // A self-signed relay certificate is accepted, as a person would click through.
 // hasTouch makes a touch-screen device (taps arrive as touch pointers).
-export async function openPage(browser, url, { viewport = { width: 960, height: 540 }, init, hasTouch = false } = {}) {
-  const context = await browser.newContext({ viewport, ignoreHTTPSErrors: true, hasTouch });
+// permissions: e.g. ['clipboard-read', 'clipboard-write'] for Copy.
+export async function openPage(browser, url, {
+  viewport = { width: 960, height: 540 }, init, hasTouch = false, permissions = [],
+} = {}) {
+  const context = await browser.newContext({ viewport, ignoreHTTPSErrors: true, hasTouch, permissions });
   const page = await context.newPage();
   page.log = [];
   page.on('console', (m) => page.log.push(`console.${m.type()}: ${m.text()}`));
@@ -123,8 +126,10 @@ export function canvasStats(page) {
   });
 }
 
-// Fills the join form and presses Join Now, as a person would.
+// Fills the join form and presses Join Now, as a person would: the form
+// opens from the Shared Collaboration icon at the upper right.
 export async function join(page, code, name) {
+  if (await page.isHidden('#join-form')) await page.click('#collab-icon');
   await page.fill('#code', code);
   await page.fill('#name', name);
   await page.click('#join');

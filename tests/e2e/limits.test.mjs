@@ -130,7 +130,7 @@ test('an unknown message type gets malformed and the connection stays', () => wi
   const { host, owner } = await pair(relay);
   host.send({ type: 'teleport' });
   await expectMalformed(host);
-  owner.send({ type: 'share' }); // a host message, not valid from a viewer
+  owner.send({ type: 'code', code: 'x' }); // the relay's message, not valid from a viewer
   await expectMalformed(owner);
   await Relay.share(host);
 }));

@@ -34,25 +34,25 @@ static const struct example examples[] = {
 	 "\"name\":\"Dana's desktop\",\"token\":\"t\"}"},
 	{R2H, PROTO_MSG_WELCOME, "{\"type\":\"welcome\",\"session\":\"desk-42\","
 	 "\"owner_key\":\"9f2c\",\"max_message\":4194304}"},
-	{H2R, PROTO_MSG_SHARE, "{\"type\":\"share\"}"},
-	{H2R, PROTO_MSG_DISCARD, "{\"type\":\"discard\"}"},
-	{H2R, PROTO_MSG_END, "{\"type\":\"end\"}"},
-	{H2R, PROTO_MSG_CONTROL, "{\"type\":\"control\",\"guest\":true}"},
+	{H2R | V2R, PROTO_MSG_SHARE, "{\"type\":\"share\"}"},
+	{H2R | V2R, PROTO_MSG_DISCARD, "{\"type\":\"discard\"}"},
+	{H2R | V2R, PROTO_MSG_END, "{\"type\":\"end\"}"},
+	{H2R | V2R, PROTO_MSG_CONTROL, "{\"type\":\"control\",\"guest\":true}"},
 	{H2R | V2R, PROTO_MSG_METRICS,
 	 "{\"type\":\"metrics\",\"interval_ms\":1000}"},
 	{H2R | V2R, PROTO_MSG_METRICS, "{\"type\":\"metrics\"}"},
 	{ALL_DIRS, PROTO_MSG_ECHO, "{\"type\":\"echo\",\"t\":123}"},
-	{H2R, PROTO_MSG_ASSIST_REQUEST, "{\"type\":\"assist_request\"}"},
-	{H2R, PROTO_MSG_ASSIST_ACCEPT, "{\"type\":\"assist_accept\",\"id\":\"a1\"}"},
-	{H2R, PROTO_MSG_ASSIST_DECLINE,
+	{H2R | V2R, PROTO_MSG_ASSIST_REQUEST, "{\"type\":\"assist_request\"}"},
+	{H2R | V2R, PROTO_MSG_ASSIST_ACCEPT, "{\"type\":\"assist_accept\",\"id\":\"a1\"}"},
+	{H2R | V2R, PROTO_MSG_ASSIST_DECLINE,
 	 "{\"type\":\"assist_decline\",\"id\":\"a1\"}"},
-	{H2R, PROTO_MSG_ASSIST_END, "{\"type\":\"assist_end\"}"},
-	{R2H, PROTO_MSG_CODE, "{\"type\":\"code\",\"code\":\"K7M4-Q2XW-9PDH\"}"},
+	{H2R | V2R, PROTO_MSG_ASSIST_END, "{\"type\":\"assist_end\"}"},
+	{R2H | R2V, PROTO_MSG_CODE, "{\"type\":\"code\",\"code\":\"K7M4-Q2XW-9PDH\"}"},
 	{R2H | R2V, PROTO_MSG_NOTIFY, "{\"type\":\"notify\",\"event\":"
 	 "\"collab_joined\",\"message\":\"Joined Shared Collaboration\","
 	 "\"name\":\"Alice\"}"},
 	{R2H, PROTO_MSG_KEYFRAME, "{\"type\":\"keyframe\",\"reason\":\"join\"}"},
-	{R2H, PROTO_MSG_ASSIST_INVITE,
+	{R2H | R2V, PROTO_MSG_ASSIST_INVITE,
 	 "{\"type\":\"assist_invite\",\"id\":\"a1\",\"admin\":\"root\"}"},
 	{V2R, PROTO_MSG_HELLO, "{\"type\":\"hello\",\"client\":\"web\","
 	 "\"client_version\":\"1.0\",\"name\":\"Alice\",\"token\":\"t\"}"},
@@ -159,8 +159,9 @@ static void test_doc_examples_wrong_direction(void **state)
 			assert_int_equal(rc, -PROTO_E_MALFORMED);
 		}
 	}
-	expect_malformed("{\"type\":\"share\"}", V2R,
-			 "\"share\" is not a message sent from a viewer");
+	expect_malformed("{\"type\":\"share\"}", R2V,
+			 "\"share\" is not a message sent from the relay to "
+			 "a viewer");
 	expect_malformed("{\"type\":\"joined\",\"role\":\"guest\","
 			 "\"session\":\"s\"}", R2H,
 			 "\"joined\" is not a message sent from the relay to "

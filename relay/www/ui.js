@@ -1,0 +1,83 @@
+// Small pieces every page shares: toasts, the sign-in token kept for the
+// tab, API calls whose refusals come back as the relay's own sentence,
+// and a floating ball that can be dragged out of the way.
+
+const TOAST_MS = 5000;
+
+export const $ = (id) => document.getElementById(id);
+
+export function toast(text, kind = 'info') {
+  const el = document.createElement('div');
+  el.className = `toast ${kind}`;
+  el.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+  el.textContent = text;
+  $('toasts').append(el);
+  setTimeout(() => el.remove(), TOAST_MS);
+}
+
+// The link that opens a page carries what it needs in the fragment
+// (#token=…&key=…), which never reaches server logs.  The token is kept
+// for this tab only and the fragment is taken out of the address bar, so
+// it is not copied along with the link.  Returns the fragment's fields.
+export function readFragment(storageKey = 'asp.token') {
+  const frag = new URLSearchParams(location.hash.slice(1));
+  const fields = Object.fromEntries(frag.entries());
+  if (fields.token) sessionStorage.setItem(storageKey, fields.token);
+  if (location.hash) history.replaceState(null, '', `${location.pathname}${location.search}`);
+  return fields;
+}
+
+export const storedToken = (storageKey = 'asp.token') => sessionStorage.getItem(storageKey);
+
+// fetch() of the relay's JSON API with the token: the parsed answer, or an
+// Error whose message is the relay's sentence (never raw JSON).
+export async function api(token, method, path, body) {
+  let res;
+  try {
+    res = await fetch(`/api${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${token || ''}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  } catch {
+    throw new Error('The relay cannot be reached. Check the connection and try again.');
+  }
+  let data = null;
+  try { data = await res.json(); } catch { /* no JSON: said below */ }
+  if (!res.ok) {
+    const e = new Error(data?.error?.message || `The relay answered ${res.status} ${res.statusText}.`);
+    e.code = data?.error?.code;
+    throw e;
+  }
+  if (!data) throw new Error('The relay sent an answer this page cannot read.');
+  return data;
+}
+
+// The ball can be dragged out of the way; a press that barely moves is a click.
+export function makeDraggable(ball, handle) {
+  let start = null;
+  handle.addEventListener('pointerdown', (e) => {
+    const r = ball.getBoundingClientRect();
+    start = { x: e.clientX, y: e.clientY, left: r.left, top: r.top, moved: false };
+    handle.setPointerCapture(e.pointerId);
+  });
+  handle.addEventListener('pointermove', (e) => {
+    if (!start) return;
+    const dx = e.clientX - start.x;
+    const dy = e.clientY - start.y;
+    if (!start.moved && Math.hypot(dx, dy) < 5) return;
+    start.moved = true;
+    ball.style.left = `${Math.max(0, Math.min(innerWidth - 48, start.left + dx))}px`;
+    ball.style.top = `${Math.max(0, Math.min(innerHeight - 48, start.top + dy))}px`;
+    ball.style.right = 'auto';
+  });
+  handle.addEventListener('pointerup', () => { handle.dataset.dragged = start?.moved ? '1' : ''; start = null; });
+}
+
+// "2 h 59 min", "4 min", "less than a minute".
+export function timeLeft(seconds) {
+  if (seconds < 60) return 'less than a minute';
+  const m = Math.floor(seconds / 60);
+  const h = Math.floor(m / 60);
+  return h ? `${h} h ${m % 60} min` : `${m} min`;
+}
