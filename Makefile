@@ -116,6 +116,15 @@ $(BUILD)/tests/test_relay_store: $(BUILD)/obj/tests/unit/test_relay_store.o \
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
 
+$(BUILD)/tests/test_relay_guard: $(BUILD)/obj/tests/unit/test_relay_guard.o \
+		$(BUILD)/obj/relay/relay_guard.o $(BUILD)/obj/relay/relay_map.o \
+		$(BUILD)/obj/relay/relay_audit.o $(BUILD)/obj/relay/relay_events.o \
+		$(BUILD)/obj/relay/relay_clock.o \
+		$(BUILD)/obj/relay/relay_log.o $(BUILD)/obj/relay/relay_alloc.o \
+		$(LIBCODEC) $(LIBPROTO)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
+
 $(BUILD)/tests/test_relay_config: $(BUILD)/obj/tests/unit/test_relay_config.o \
 		$(BUILD)/obj/relay/relay_config.o $(BUILD)/obj/relay/relay_hist.o \
 		$(BUILD)/obj/relay/relay_log.o $(BUILD)/obj/relay/relay_alloc.o \

@@ -91,7 +91,8 @@ static const struct schema ctrl_schema[] = {
 		{"max_message", F_INT, REQ}}},
 	{PROTO_MSG_WELCOME, R2V, {{0}}},
 	{PROTO_MSG_ERROR, R2H | R2V, {
-		{"code", F_STR, REQ}, {"message", F_STR, REQ | LONG}}},
+		{"code", F_STR, REQ}, {"message", F_STR, REQ | LONG},
+		{"retry_after", F_INT, 0}}},
 	{PROTO_MSG_SHARE, H2R | V2R, {{0}}},
 	{PROTO_MSG_CODE, R2H | R2V, {{"code", F_STR, REQ}}},
 	{PROTO_MSG_DISCARD, H2R | V2R, {{0}}},
@@ -110,7 +111,7 @@ static const struct schema ctrl_schema[] = {
 	{PROTO_MSG_ASSIST_END, H2R | V2R, {{0}}},
 	{PROTO_MSG_NOTIFY, R2H | R2V, {
 		{"event", F_STR, REQ}, {"message", F_STR, REQ | LONG},
-		{"name", F_STR, 0}, {"id", F_STR, 0},
+		{"name", F_STR, 0}, {"user", F_STR, 0}, {"id", F_STR, 0},
 		{"expires_at", F_INT, 0}, {"expires_in", F_INT, 0}}},
 	{PROTO_MSG_KEYFRAME, R2H, {{"reason", F_STR, 0}}},
 	{PROTO_MSG_ASSIST_INVITE, R2H | R2V, {

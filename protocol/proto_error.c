@@ -54,7 +54,14 @@ static const struct proto_err_info err_table[PROTO_E__COUNT] = {
 	[PROTO_E_NOT_FOUND] = {"not_found", 4018, 404, "Not found."},
 	[PROTO_E_INTERNAL] = {"internal", 4019, 500,
 		"The relay could not complete the request. Try again."},
-	[PROTO_E_STORAGE] = {"storage_unavailable", 4020, 503,
+	[PROTO_E_RATE_LIMITED] = {"rate_limited", 4020, 429,
+		"Too many failed attempts. Wait and try again."},
+	[PROTO_E_HELLO_TIMEOUT] = {"hello_timeout", 4021, 408,
+		"No hello arrived in time; the connection was closed."},
+	[PROTO_E_TOO_MANY] = {"too_many", 4022, 429,
+		"Too many connections for this user or address. Close one "
+		"and try again."},
+	[PROTO_E_STORAGE] = {"storage_unavailable", 4023, 503,
 		"The relay cannot save changes right now (its storage is full, "
 		"locked or read-only); nothing was changed. Try again later."},
 };

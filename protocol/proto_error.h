@@ -35,6 +35,9 @@ enum proto_err {
 	PROTO_E_SLOW,             /* viewer made no progress for too long */
 	PROTO_E_NOT_FOUND,        /* unknown id (admin API, assistance) */
 	PROTO_E_INTERNAL,         /* the relay failed; nothing was lost */
+	PROTO_E_RATE_LIMITED,     /* too many failed attempts: wait */
+	PROTO_E_HELLO_TIMEOUT,    /* no hello within --hello-timeout */
+	PROTO_E_TOO_MANY,         /* an operator's connection limit */
 	PROTO_E_STORAGE,          /* disk full, store locked or read-only */
 	PROTO_E__COUNT
 };

@@ -25,6 +25,7 @@
 #include "relay/relay_clock.h"
 #include "relay/relay_config.h"
 #include "relay/relay_frame.h"
+#include "relay/relay_guard.h"
 #include "relay/relay_hist.h"
 #include "relay/relay_log.h"
 #include "relay/relay_loop.h"
@@ -86,6 +87,7 @@ struct relay_conn {
 	struct relay_session *session;
 	char name[RELAY_NAME_MAX + 1];
 	struct proto_claims who; /* from the token in hello */
+	struct relay_guard_hold hold; /* what c counts in relay.guard */
 
 	/* Receive: a binary message is assembled straight into its frame. */
 	struct relay_frame *rx;
@@ -117,6 +119,8 @@ struct relay_conn {
 	uint64_t last_rx_us;
 	struct relay_timer keepalive_timer;
 	struct relay_timer metrics_timer;
+	struct relay_timer hello_timer;  /* --hello-timeout, until hello */
+	struct relay_timer token_timer;  /* fires when the token expires */
 	uint64_t opened_us;        /* the WebSocket opened (turn wall clock) */
 	uint64_t joined_us;        /* a viewer joined; 0 for hosts */
 	uint64_t ping_sent_us;
@@ -179,6 +183,7 @@ struct relay {
 	struct relay_map by_code;
 	struct relay_map by_owner;
 	struct relay_store *store;
+	struct relay_guard guard;
 	/* The layers above, registered at start-up (relay_session_init,
 	 * relay_assist_init): lower layers reach upper ones only here. */
 	const struct relay_conn_events *conn_events;

@@ -10,17 +10,25 @@
 
 #include "relay/relay_alloc.h"
 #include "relay/relay_assist.h"
+#include "relay/relay_guard.h"
+#include "relay/relay_session.h"
 
 #define RELAY_AUDIT_DEFAULT 50
 #define RELAY_ASSIST_PAGE_DEFAULT 100
 #define RELAY_PAGE_MAX 1000
 
+/* An answer that cannot be built is logged, counted and answered as
+ * internal, never as an empty success. */
 static char *relay_admin_dump(json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
 	json_decref(j);
-	return s ? s : relay_xstrdup("{}");
+	if (s)
+		return s;
+	relay_guard_build_failed("admin-api");
+	return relay_xstrdup("{\"error\":{\"code\":\"internal\",\"message\":"
+			     "\"The relay could not complete the request. Try again.\"}}");
 }
 
 unsigned int relay_admin_refuse(int err, const char *detail, char **out)
@@ -38,19 +46,26 @@ static unsigned int relay_admin_ok(json_t *j, char **out)
 	return 200;
 }
 
-/* "Bearer TOKEN" with an admin token; 0 and the admin's claims. */
+/* "Bearer TOKEN" with an admin token; 0 and the admin's claims, or the
+ * refusal with a sentence in why when there is a more precise one. */
 static int relay_admin_auth(struct relay *r, const char *auth,
-			    struct proto_claims *who)
+			    struct proto_claims *who, char *why, size_t why_len)
 {
 	int err;
 
+	why[0] = '\0';
 	if (strncmp(auth, "Bearer ", 7) != 0)
 		return -PROTO_E_UNAUTHORIZED;
 	err = proto_token_verify(r->secret, sizeof(r->secret), auth + 7,
 				 (uint64_t)relay_clock_s(r), who);
+	if (!err)
+		err = relay_guard_token_times(r, who, why, why_len);
 	if (err)
 		return err;
-	return who->role == PROTO_ROLE_ADMIN ? 0 : -PROTO_E_NO_PERMISSION;
+	if (who->role == PROTO_ROLE_ADMIN)
+		return 0;
+	snprintf(why, why_len, "The admin API needs an administrator's token.");
+	return -PROTO_E_NO_PERMISSION;
 }
 
 /* Parses a request body that must be a JSON object. */
@@ -252,7 +267,7 @@ static unsigned int relay_admin_policy(struct relay *r,
 				       const struct proto_claims *who,
 				       char **out)
 {
-	bool help = false, collab = false;
+	bool help = false, collab = false, had_collab;
 	json_t *body, *jh, *jc;
 	char detail[160];
 	int err;
@@ -266,6 +281,7 @@ static unsigned int relay_admin_policy(struct relay *r,
 		return relay_admin_refuse(err, NULL, out);
 	if (req->method == RELAY_HTTP_GET)
 		return relay_admin_policy_json(user, help, collab, out);
+	had_collab = collab;
 	body = relay_admin_body(req);
 	jh = body ? json_object_get(body, "help") : NULL;
 	jc = body ? json_object_get(body, "collab") : NULL;
@@ -295,6 +311,8 @@ static unsigned int relay_admin_policy(struct relay *r,
 				  r->store->ops->why(r->store));
 		return relay_admin_refuse(err, NULL, out);
 	}
+	if (had_collab && !collab)
+		relay_session_revoke_collab(r, user);
 	return relay_admin_policy_json(user, help, collab, out);
 }
 
@@ -382,12 +400,15 @@ static unsigned int relay_admin_mine(struct relay *r, const char *auth,
 {
 	struct proto_claims who;
 	struct relay_admin_mine m;
+	char why[160] = "";
 	int err = strncmp(auth, "Bearer ", 7) ? -PROTO_E_UNAUTHORIZED :
 		proto_token_verify(r->secret, sizeof(r->secret), auth + 7,
 				   (uint64_t)relay_clock_s(r), &who);
 
+	if (!err)
+		err = relay_guard_token_times(r, &who, why, sizeof(why));
 	if (err)
-		return relay_admin_refuse(err, NULL, out);
+		return relay_admin_refuse(err, why[0] ? why : NULL, out);
 	m.user = who.user;
 	m.a = json_array();
 	relay_map_each(&r->by_desktop, relay_admin_mine_one, &m);
@@ -399,11 +420,11 @@ unsigned int relay_admin_events_auth(struct relay *r, const char *auth,
 				     char **out)
 {
 	struct proto_claims who;
-	int err = relay_admin_auth(r, auth, &who);
+	char why[160];
+	int err = relay_admin_auth(r, auth, &who, why, sizeof(why));
 
 	if (err)
-		return relay_admin_refuse(err, err == -PROTO_E_NO_PERMISSION ?
-			"The admin API needs an administrator's token." : NULL, out);
+		return relay_admin_refuse(err, why[0] ? why : NULL, out);
 	return relay_admin_ok(json_object(), out);
 }
 
@@ -415,14 +436,14 @@ unsigned int relay_admin_handle(struct relay *r,
 	const char *p = req->path;
 	enum relay_admin_method m = req->method;
 	struct proto_claims who;
+	char why[160];
 	int err;
 
 	if (!strcmp(p, "/me/desktops") && m == RELAY_HTTP_GET)
 		return relay_admin_mine(r, req->auth, out);
-	err = relay_admin_auth(r, req->auth, &who);
+	err = relay_admin_auth(r, req->auth, &who, why, sizeof(why));
 	if (err)
-		return relay_admin_refuse(err, err == -PROTO_E_NO_PERMISSION ?
-			"The admin API needs an administrator's token." : NULL, out);
+		return relay_admin_refuse(err, why[0] ? why : NULL, out);
 	if (!strcmp(p, "/desktops") && m == RELAY_HTTP_GET)
 		return relay_admin_desktops(r, out);
 	if (!strcmp(p, "/assist") && m == RELAY_HTTP_GET)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "relay/relay_conn.h"
+#include "relay/relay_guard.h"
 #include "relay/relay_owner.h"
 #include "relay/relay_session.h"
 
@@ -277,6 +278,14 @@ void relay_assist_join(struct relay_conn *c, const char *id)
 
 	if (c->who.role == PROTO_ROLE_ADMIN)
 		err = relay_assist_load(r, id, &a);
+	if (err == -PROTO_E_NOT_FOUND)
+		relay_guard_join_failed(r, c);
+	/* The invitation is the invited administrator's alone. */
+	if (!err && strcmp(a.admin, c->who.user) != 0)
+		err = -PROTO_E_NO_PERMISSION;
+	if (!err && a.state == RELAY_ASSIST_ACCEPTED &&
+	    a.expires_at <= relay_clock_s(r))
+		err = -PROTO_E_EXPIRED;
 	if (!err && a.state != RELAY_ASSIST_ACCEPTED)
 		err = a.state == RELAY_ASSIST_EXPIRED ? -PROTO_E_EXPIRED :
 							-PROTO_E_STATE;
@@ -286,9 +295,10 @@ void relay_assist_join(struct relay_conn *c, const char *id)
 		err = relay_assist_move(r, &a, RELAY_ASSIST_ACTIVE,
 					c->who.user, c->who.user);
 	if (err) {
-		relay_conn_refuse(c, err, err == -PROTO_E_NO_PERMISSION ?
+		relay_conn_refuse(c, err, err != -PROTO_E_NO_PERMISSION ? NULL :
+				  c->who.role != PROTO_ROLE_ADMIN ?
 				  "Only an administrator can give remote assistance." :
-				  NULL);
+				  "This remote assistance invited another administrator.");
 		return;
 	}
 	s = relay_assist_session(r, a.desktop);

@@ -13,7 +13,12 @@
  *   admin's viewer joins            -> active: guest slot, with control
  *   user or admin ends, admin leaves-> ended
  *   declined by either side         -> declined
- *   pending for 180 minutes         -> expired, the desktop is told
+ *   not active 180 minutes after it
+ *   was made (pending, invited or
+ *   accepted)                       -> expired, the desktop is told
+ *
+ * An invitation is bound to its administrator (the one who accepted or
+ * started it): only that administrator's viewer may join it.
  *
  * Assistance and collaboration exclude each other through the one guest
  * slot: while a guest is in, accepting, starting or joining assistance

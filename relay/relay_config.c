@@ -62,7 +62,10 @@ void relay_config_usage(FILE *to)
 "  --max-message SIZE   largest media message accepted (default 4M)\n"
 "  --queue-bytes SIZE   per-viewer send queue bound (default 16M)\n"
 "  --queue-msgs N       per-viewer send queue bound in messages (default 1024)\n"
-"  --gop-bytes SIZE     keyframe cache bound per session (default 8M)\n"
+"  --gop-bytes SIZE     keyframe cache bound per session, in real memory\n"
+"                       (default 8M)\n"
+"  --gop-frames N       keyframe cache bound per session in messages\n"
+"                       (default 1024)\n"
 "  --stall-timeout S    close a viewer that reads nothing for S seconds while\n"
 "                       data waits for it (default 30)\n"
 "  --keepalive S        drop a peer that sends nothing (not even a pong) for\n"
@@ -70,6 +73,25 @@ void relay_config_usage(FILE *to)
 "                       (default 30)\n"
 "  --keyframe-gap MS    least time between keyframe requests to a host\n"
 "                       (default 1000)\n"
+"  --hello-timeout S    close a connection that has not said hello within S\n"
+"                       seconds (default 5)\n"
+"  --max-prehello-per-addr N  connections from one address waiting for\n"
+"                       hello (default 512; 0: no limit)\n"
+"  --max-user-conns N   connections signed in as one user (default 64;\n"
+"                       0: no limit)\n"
+"  --max-token-desktops N  sessions one viewer token may be joined to at\n"
+"                       once (default 16; 0: no limit)\n"
+"  --join-failures N    failed joins per user before a cool-down (default 10;\n"
+"                       0: no limit)\n"
+"  --join-failures-addr N  failed joins per address before a cool-down\n"
+"                       (default 100; 0: no limit)\n"
+"  --join-cooldown S    the window failed joins are counted in (default 60)\n"
+"  --max-token-life S   longest token lifetime (exp - iat) accepted\n"
+"                       (default 2592000, 30 days)\n"
+"  --token-skew S       how far a token's iat may be ahead of the relay's\n"
+"                       clock (default 300)\n"
+"  --metrics-token-file FILE  /metrics needs 'Authorization: Bearer T' with\n"
+"                       T the first line of FILE (default: open)\n"
 "  --retain-assist DAYS keep finished assistance requests DAYS days (default\n"
 "                       30; 0 keeps them forever)\n"
 "  --retain-audit DAYS  keep audit events DAYS days (default 0: forever)\n"
@@ -219,28 +241,120 @@ static int relay_set_keyframe_gap(struct relay_config *cfg, const char *s)
 	return 0;
 }
 
-/* 0 (forever) to 100 years. */
-static int relay_parse_days(const char *s, int *out)
+/* A limit: a count, where 0 means none. */
+static int relay_parse_count(const char *s, size_t *out)
 {
-	char *end;
-	long v;
+	if (!strcmp(s, "0")) {
+		*out = 0;
+		return 0;
+	}
+	return relay_parse_size(s, out) || *out > 10000000 ? -1 : 0;
+}
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 0 || v > 36500)
+/* A number of seconds from lo to hi. */
+static int relay_parse_secs(const char *s, size_t lo, size_t hi, int *out)
+{
+	size_t v;
+
+	if (relay_parse_count(s, &v) || v < lo || v > hi)
 		return -1;
 	*out = (int)v;
 	return 0;
 }
 
+static int relay_set_gop_frames(struct relay_config *cfg, const char *s)
+{
+	size_t v;
+
+	if (relay_parse_size(s, &v) || v > 1000000)
+		return -1;
+	cfg->gop_frames = (uint32_t)v;
+	return 0;
+}
+
+static int relay_set_hello_timeout(struct relay_config *cfg, const char *s)
+{
+	return relay_parse_secs(s, 1, 3600, &cfg->hello_timeout_s);
+}
+
+static int relay_set_max_prehello(struct relay_config *cfg, const char *s)
+{
+	return relay_parse_count(s, &cfg->max_prehello_per_addr);
+}
+
+static int relay_set_max_user_conns(struct relay_config *cfg, const char *s)
+{
+	return relay_parse_count(s, &cfg->max_user_conns);
+}
+
+static int relay_set_max_token_desktops(struct relay_config *cfg,
+					const char *s)
+{
+	return relay_parse_count(s, &cfg->max_token_desktops);
+}
+
+static int relay_set_join_failures(struct relay_config *cfg, const char *s)
+{
+	size_t v;
+
+	if (relay_parse_count(s, &v))
+		return -1;
+	cfg->join_fail_user = (uint32_t)v;
+	return 0;
+}
+
+static int relay_set_join_failures_addr(struct relay_config *cfg,
+					const char *s)
+{
+	size_t v;
+
+	if (relay_parse_count(s, &v))
+		return -1;
+	cfg->join_fail_addr = (uint32_t)v;
+	return 0;
+}
+
+static int relay_set_join_cooldown(struct relay_config *cfg, const char *s)
+{
+	return relay_parse_secs(s, 1, 86400, &cfg->join_cooldown_s);
+}
+
+static int relay_set_max_token_life(struct relay_config *cfg, const char *s)
+{
+	return relay_parse_secs(s, 1, 1u << 30, &cfg->max_token_life_s);
+}
+
+static int relay_set_token_skew(struct relay_config *cfg, const char *s)
+{
+	return relay_parse_secs(s, 0, 86400, &cfg->token_skew_s);
+}
+
+/* The token is the file's first line, at least 16 characters. */
+static int relay_set_metrics_token(struct relay_config *cfg, const char *s)
+{
+	char token[1024];
+	FILE *f = fopen(s, "r");
+	size_t n;
+
+	if (!f)
+		return -1;
+	n = fgets(token, sizeof(token), f) ? strcspn(token, "\r\n") : 0;
+	fclose(f);
+	token[n] = '\0';
+	if (n < 16)
+		return -1;
+	return relay_set_string(&cfg->metrics_token, token);
+}
+
+/* Days to keep rows: 0 (forever) to 100 years. */
 static int relay_set_retain_assist(struct relay_config *cfg, const char *s)
 {
-	return relay_parse_days(s, &cfg->retain_assist_days);
+	return relay_parse_secs(s, 0, 36500, &cfg->retain_assist_days);
 }
 
 static int relay_set_retain_audit(struct relay_config *cfg, const char *s)
 {
-	return relay_parse_days(s, &cfg->retain_audit_days);
+	return relay_parse_secs(s, 0, 36500, &cfg->retain_audit_days);
 }
 
 static int relay_set_log_format(struct relay_config *cfg, const char *s)
@@ -307,6 +421,19 @@ static const struct relay_opt RELAY_OPTS[] = {
 	{ "retain-assist", true, RELAY_OPT_BOTH, relay_set_retain_assist },
 	{ "retain-audit", true, RELAY_OPT_BOTH, relay_set_retain_audit },
 	{ "log-format", true, RELAY_OPT_BOTH, relay_set_log_format },
+	{ "gop-frames", true, RELAY_OPT_BOTH, relay_set_gop_frames },
+	{ "hello-timeout", true, RELAY_OPT_BOTH, relay_set_hello_timeout },
+	{ "max-prehello-per-addr", true, RELAY_OPT_BOTH, relay_set_max_prehello },
+	{ "max-user-conns", true, RELAY_OPT_BOTH, relay_set_max_user_conns },
+	{ "max-token-desktops", true, RELAY_OPT_BOTH,
+	  relay_set_max_token_desktops },
+	{ "join-failures", true, RELAY_OPT_BOTH, relay_set_join_failures },
+	{ "join-failures-addr", true, RELAY_OPT_BOTH,
+	  relay_set_join_failures_addr },
+	{ "join-cooldown", true, RELAY_OPT_BOTH, relay_set_join_cooldown },
+	{ "max-token-life", true, RELAY_OPT_BOTH, relay_set_max_token_life },
+	{ "token-skew", true, RELAY_OPT_BOTH, relay_set_token_skew },
+	{ "metrics-token-file", true, RELAY_OPT_BOTH, relay_set_metrics_token },
 	{ "test-clock", false, RELAY_OPT_BOTH, relay_set_test_clock },
 	{ "check", false, RELAY_OPT_FLAG_ONLY, relay_set_check },
 	{ "config", true, RELAY_OPT_FLAG_ONLY, NULL },
@@ -451,6 +578,16 @@ static void relay_config_defaults(struct relay_config *cfg, int argc,
 	cfg->stall_secs = 30;
 	cfg->keepalive_secs = 30;
 	cfg->keyframe_gap_ms = 1000;
+	cfg->gop_frames = 1024;
+	cfg->hello_timeout_s = 5;
+	cfg->max_prehello_per_addr = 512;
+	cfg->max_user_conns = 64;
+	cfg->max_token_desktops = 16;
+	cfg->join_fail_user = 10;
+	cfg->join_fail_addr = 100;
+	cfg->join_cooldown_s = 60;
+	cfg->max_token_life_s = 30 * 86400;
+	cfg->token_skew_s = 300;
 	cfg->retain_assist_days = 30; /* relay_retain.h says why */
 	cfg->retain_audit_days = 0;
 	cfg->argc = argc;
@@ -464,6 +601,7 @@ void relay_config_free(struct relay_config *cfg)
 	free(cfg->tls_key);
 	free(cfg->web_dir);
 	free(cfg->config_path);
+	free(cfg->metrics_token);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

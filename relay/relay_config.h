@@ -40,6 +40,17 @@ struct relay_config {
 	int retain_assist_days;   /* keep finished requests; 0: forever */
 	int retain_audit_days;    /* keep audit events; 0: forever */
 	bool log_json;            /* --log-format json */
+	uint32_t gop_frames;      /* keyframe cache bound in messages */
+	int hello_timeout_s;      /* close a connection silent before hello */
+	size_t max_prehello_per_addr; /* connections waiting for hello */
+	size_t max_user_conns;    /* signed-in connections per user */
+	size_t max_token_desktops; /* sessions one viewer token joins */
+	uint32_t join_fail_user;  /* failed joins per user per window */
+	uint32_t join_fail_addr;  /* failed joins per address per window */
+	int join_cooldown_s;      /* the failed-join window */
+	int max_token_life_s;     /* longest exp - iat accepted */
+	int token_skew_s;         /* how far iat may be ahead of the clock */
+	char *metrics_token;      /* Bearer token /metrics needs, or NULL */
 	bool check_only;          /* --check: load, report, exit */
 
 	/* The command line, borrowed from main() for reloads. */

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "relay/relay_alloc.h"
+#include "relay/relay_guard.h"
 
 /* Largest single lws_write; matches the viewer protocol's tx_packet_size
  * so lws never splits (and copies) a write itself. */
@@ -40,6 +41,9 @@
 #define RELAY_TURN_BYTES (1024 * 1024)
 /* Batches of at least this many queued messages are corked. */
 #define RELAY_CORK_MIN 3
+/* Before hello a text message is at most this long: a hello with a
+ * token fits, and nothing unauthenticated costs more. */
+#define RELAY_HELLO_MAX (8 * 1024)
 
 static uint32_t relay_be32(const uint8_t *p)
 {
@@ -145,7 +149,8 @@ static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 		relay_conn_write_now(c);
 	else
 		relay_conn_want_write(c);
-	if (!c->is_host && c->q.bytes > 4 * cfg->queue_bytes)
+	/* Hosts too: a host that sends and never reads piles up errors. */
+	if (c->q.bytes > 4 * cfg->queue_bytes)
 		relay_conn_kill_slow(c);
 }
 
@@ -158,8 +163,15 @@ void relay_conn_send_json(struct relay_conn *c, char *json)
 {
 	struct relay_frame *f;
 
-	if (!json)
+	if (!json) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "to=%s desktop=%s",
+			 c->is_host ? "host" : "viewer",
+			 c->session ? c->session->desktop : "-");
+		relay_guard_build_failed(what);
 		return;
+	}
 	f = relay_frame_text(json, strlen(json));
 	free(json);
 	relay_conn_push(c, f);
@@ -199,6 +211,27 @@ void relay_conn_refuse(struct relay_conn *c, int err, const char *detail)
 		  c->session ? c->session->desktop : "-");
 	c->relay->conn_events->gone(c);
 	relay_conn_send_error(c, err, detail);
+	relay_conn_close(c, info->close_code, info->code);
+}
+
+void relay_conn_refuse_retry(struct relay_conn *c, int err, const char *detail,
+			     int64_t retry_after_s)
+{
+	const struct proto_err_info *info = proto_err_info(err);
+	int e = err < 0 ? -err : err;
+
+	if (c->state == RELAY_ST_CLOSING)
+		return;
+	relay_log("refuse", "reason=%s retry_after=%lld desktop=%s", info->code,
+		  (long long)retry_after_s,
+		  c->session ? c->session->desktop : "-");
+	c->relay->conn_events->gone(c);
+	if (e < PROTO_E__COUNT)
+		c->relay->stats.refusals[e]++;
+	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_ERROR,
+		"{s:s, s:s, s:I}", "code", info->code, "message",
+		detail ? detail : info->message, "retry_after",
+		(json_int_t)retry_after_s));
 	relay_conn_close(c, info->close_code, info->code);
 }
 
@@ -418,19 +451,71 @@ static void relay_conn_metrics_req(struct relay_conn *c,
 	relay_conn_report_metrics(c);
 }
 
+/* Rights are re-checked on every action, not only at hello: a token
+ * that expired closes the connection. */
+static bool relay_conn_token_live(struct relay_conn *c)
+{
+	if (c->state != RELAY_ST_READY && c->state != RELAY_ST_JOINED)
+		return true;
+	if ((int64_t)c->who.exp > relay_clock_s(c->relay))
+		return true;
+	relay_log("token-expired", "user=%s", c->who.user);
+	relay_conn_refuse(c, -PROTO_E_TOKEN_EXPIRED, NULL);
+	return false;
+}
+
+/* Arms the token timer for the seconds the token has left. */
+static void relay_conn_token_arm(struct relay_conn *c)
+{
+	int64_t left = (int64_t)c->who.exp - relay_clock_s(c->relay);
+
+	relay_timer_start(&c->token_timer,
+			  left > 0 ? (uint64_t)left * 1000000u : 0);
+}
+
+static void relay_conn_token_due(struct relay_timer *t)
+{
+	struct relay_conn *c = lws_container_of(t, struct relay_conn,
+						token_timer);
+
+	if (relay_conn_token_live(c))
+		relay_conn_token_arm(c);
+}
+
+static void relay_conn_hello_due(struct relay_timer *t)
+{
+	struct relay_conn *c = lws_container_of(t, struct relay_conn,
+						hello_timer);
+
+	if (c->state == RELAY_ST_HELLO)
+		relay_conn_refuse(c, -PROTO_E_HELLO_TIMEOUT, NULL);
+}
+
+static void relay_conn_hello(struct relay_conn *c, const struct proto_ctrl *m)
+{
+	if (m->type != PROTO_MSG_HELLO) {
+		/* Nothing can happen before a valid hello. */
+		relay_conn_refuse(c, -PROTO_E_STATE, "Say hello first.");
+		return;
+	}
+	c->relay->conn_events->hello(c, m);
+	if (c->state != RELAY_ST_READY && c->state != RELAY_ST_JOINED)
+		return;
+	relay_timer_stop(&c->hello_timer);
+	relay_guard_hello_done(c->relay, c, proto_ctrl_str(m, "token"));
+	relay_conn_token_arm(c);
+}
+
 static void relay_conn_dispatch(struct relay_conn *c, const struct proto_ctrl *m)
 {
 	const struct relay_conn_events *ev = c->relay->conn_events;
 
 	if (c->state == RELAY_ST_HELLO) {
-		if (m->type != PROTO_MSG_HELLO) {
-			relay_conn_send_error(c, -PROTO_E_STATE,
-					      "Say hello first.");
-			return;
-		}
-		ev->hello(c, m);
+		relay_conn_hello(c, m);
 		return;
 	}
+	if (!relay_conn_token_live(c))
+		return;
 	switch (m->type) {
 	case PROTO_MSG_ECHO:
 		relay_conn_echo(c, m);
@@ -486,7 +571,8 @@ static void relay_conn_rx_text(struct relay_conn *c, const void *in,
 		}
 		return;
 	}
-	if (c->rx_text_len + len > PROTO_CTRL_MAX_LEN) {
+	if (c->rx_text_len + len > (c->state == RELAY_ST_HELLO ?
+				    RELAY_HELLO_MAX : PROTO_CTRL_MAX_LEN)) {
 		c->rx_text_len = 0;
 		c->rx_skip = true;
 		c->rx_skip_err = -PROTO_E_TOO_LARGE;
@@ -536,6 +622,10 @@ static void relay_conn_media_done(struct relay_conn *c)
 	f->capture_us = h.capture_us;
 	f->recv_us = relay_turn_now_us();
 	c->relay->stats.msgs_in++;
+	if (!c->is_host && !relay_conn_token_live(c)) {
+		relay_frame_unref(f);
+		return;
+	}
 	if (c->state != RELAY_ST_JOINED)
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
 	else
@@ -602,6 +692,12 @@ static void relay_conn_rx_binary(struct relay_conn *c, const uint8_t *in,
 				 size_t len, bool final)
 {
 	c->relay->stats.bytes_in += len;
+	if (c->state == RELAY_ST_HELLO) {
+		/* Refused at once, before its declared length is allocated. */
+		relay_conn_refuse(c, -PROTO_E_STATE,
+				  "Say hello first: no binary message before it.");
+		return;
+	}
 	if (!c->rx && !c->rx_skip) {
 		if (!c->rx_hdr_have && len >= PROTO_MEDIA_HDR_LEN) {
 			relay_conn_rx_begin(c, in);
@@ -667,6 +763,8 @@ static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 	c->opened_us = relay_turn_now_us();
 	relay_timer_init(&c->stall_timer, r->loop, relay_conn_stall_check);
 	relay_timer_init(&c->metrics_timer, r->loop, relay_conn_metrics_due);
+	relay_timer_init(&c->hello_timer, r->loop, relay_conn_hello_due);
+	relay_timer_init(&c->token_timer, r->loop, relay_conn_token_due);
 	relay_timer_init(&c->keepalive_timer, r->loop, relay_conn_keepalive);
 	c->last_rx_us = c->last_progress_us;
 	relay_timer_start(&c->keepalive_timer, relay_conn_ping_us(r));
@@ -680,8 +778,17 @@ static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 		r->nhosts++;
 	else
 		r->nviewers++;
-	if (r->stopping)
+	if (r->stopping) {
 		relay_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "going away");
+		return;
+	}
+	if (relay_guard_open(r, c)) {
+		relay_conn_refuse(c, -PROTO_E_TOO_MANY,
+				  "Too many connections from this address are waiting to say hello.");
+		return;
+	}
+	relay_timer_start(&c->hello_timer,
+			  (uint64_t)r->cfg.hello_timeout_s * 1000000u);
 }
 
 static void relay_conn_gone(struct relay_conn *c)
@@ -691,8 +798,11 @@ static void relay_conn_gone(struct relay_conn *c)
 	if (!r)
 		return; /* never opened */
 	r->conn_events->gone(c);
+	relay_guard_close(r, c);
 	relay_timer_stop(&c->stall_timer);
 	relay_timer_stop(&c->metrics_timer);
+	relay_timer_stop(&c->hello_timer);
+	relay_timer_stop(&c->token_timer);
 	relay_timer_stop(&c->keepalive_timer);
 	relay_queue_free(&c->q);
 	relay_frame_unref(c->rx);

@@ -47,8 +47,10 @@ int relay_conn_host_cb(struct lws *wsi, enum lws_callback_reasons reason,
 int relay_conn_view_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len);
 
-/* Queues a text message; takes ownership of the malloc'd json (NULL,
- * from a failed build, is ignored).  Control messages are never dropped. */
+/* Queues a text message; takes ownership of the malloc'd json.  NULL,
+ * from a failed build, is logged (build-failed) and counted
+ * (asp_build_failures_total): a bug, never a silent drop.  Control
+ * messages are never dropped. */
 void relay_conn_send_json(struct relay_conn *c, char *json);
 
 /* Queues {"type":"error"} for err without closing. */
@@ -57,6 +59,11 @@ void relay_conn_send_error(struct relay_conn *c, int err, const char *detail);
 /* Queues the error, detaches c from its session, then closes with the
  * error's close code once the error is written. */
 void relay_conn_refuse(struct relay_conn *c, int err, const char *detail);
+
+/* As relay_conn_refuse, with the error's retry_after (seconds until
+ * trying again can succeed). */
+void relay_conn_refuse_retry(struct relay_conn *c, int err, const char *detail,
+			     int64_t retry_after_s);
 
 /* Closes c with a plain close code (e.g. 1000, 1001) after what is
  * queued for it is written. */

@@ -17,10 +17,36 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <openssl/crypto.h>
 
 #include "relay/relay_admin.h"
 #include "relay/relay_alloc.h"
+#include "relay/relay_conn.h"
 #include "relay/relay_events.h"
+#include "relay/relay_guard.h"
+
+/* Sent with every answer.  The page hands over control of a desktop,
+ * so it must not be framed (clickjacking); it loads only its own files
+ * and talks only to its own relay. */
+#define RELAY_CSP \
+	"default-src 'self'; connect-src 'self' ws: wss:; " \
+	"img-src 'self' data: blob:; media-src 'self' blob:; " \
+	"worker-src 'self' blob:; object-src 'none'; base-uri 'none'; " \
+	"form-action 'none'; frame-ancestors 'none'"
+#define RELAY_SECURITY_HEADERS \
+	"Content-Security-Policy: " RELAY_CSP "\r\n" \
+	"X-Content-Type-Options: nosniff\r\n" \
+	"Referrer-Policy: no-referrer\r\n" \
+	"X-Frame-Options: DENY\r\n"
+
+static const struct {
+	const char *name, *value;
+} relay_security_headers[] = {
+	{ "content-security-policy:", RELAY_CSP },
+	{ "x-content-type-options:", "nosniff" },
+	{ "referrer-policy:", "no-referrer" },
+	{ "x-frame-options:", "DENY" },
+};
 
 struct relay_buf {
 	char *p;
@@ -108,6 +134,9 @@ char *relay_http_metrics_text(const struct relay *r, size_t *len)
 	relay_metric(&b, "asp_keyframe_mismatches_total", "counter",
 		     "Video messages whose keyframe flag the bitstream contradicted.",
 		     st->keyframe_mismatches);
+	relay_metric(&b, "asp_build_failures_total", "counter",
+		     "Control messages and API answers the relay failed to build.",
+		     relay_guard_build_failures());
 	relay_buf_printf(&b, "# HELP asp_dropped_total Messages dropped for slow viewers.\n"
 			 "# TYPE asp_dropped_total counter\n");
 	for (int k = PROTO_KIND_VIDEO; k <= PROTO_KIND_CONTROL; k++)
@@ -137,6 +166,21 @@ char *relay_http_metrics_text(const struct relay *r, size_t *len)
 	return b.p;
 }
 
+static int relay_http_security_headers(struct lws *wsi, unsigned char **p,
+				       unsigned char *end)
+{
+	for (size_t i = 0; i < sizeof(relay_security_headers) /
+				       sizeof(relay_security_headers[0]); i++) {
+		const char *v = relay_security_headers[i].value;
+
+		if (lws_add_http_header_by_name(wsi,
+			(const unsigned char *)relay_security_headers[i].name,
+			(const unsigned char *)v, (int)strlen(v), p, end))
+			return 1;
+	}
+	return 0;
+}
+
 static int relay_http_respond(struct lws *wsi, struct relay_http *h,
 			      unsigned int status, const char *type,
 			      char *body, size_t len)
@@ -151,6 +195,7 @@ static int relay_http_respond(struct lws *wsi, struct relay_http *h,
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
 					 (unsigned char *)"no-store", 8, &p,
 					 end) ||
+	    relay_http_security_headers(wsi, &p, end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return 1;
 	lws_callback_on_writable(wsi);
@@ -216,7 +261,9 @@ static int relay_http_file(struct lws *wsi, struct relay_http *h,
 		return relay_http_respond(wsi, h, HTTP_STATUS_NOT_FOUND,
 					  "text/plain", relay_xstrdup("not found\n"),
 					  10);
-	if (lws_serve_http_file(wsi, path, relay_http_mime(name), NULL, 0) < 0)
+	if (lws_serve_http_file(wsi, path, relay_http_mime(name),
+				RELAY_SECURITY_HEADERS,
+				(int)strlen(RELAY_SECURITY_HEADERS)) < 0)
 		return -1;
 	return 0;
 }
@@ -370,6 +417,25 @@ static void relay_http_api_body(struct relay_http *h, const void *in,
 	h->req_len += len;
 }
 
+#define RELAY_METRICS_401 "/metrics needs its token (Authorization: Bearer).\n"
+
+/* With --metrics-token-file, /metrics wants "Bearer TOKEN". */
+static bool relay_http_metrics_allowed(struct lws *wsi, const struct relay *r)
+{
+	char auth[PROTO_TOKEN_BUF + 8];
+	const char *want = r->cfg.metrics_token;
+	size_t n;
+
+	if (!want)
+		return true;
+	if (lws_hdr_copy(wsi, auth, sizeof(auth),
+			 WSI_TOKEN_HTTP_AUTHORIZATION) <= 0 ||
+	    strncmp(auth, "Bearer ", 7) != 0)
+		return false;
+	n = strlen(want);
+	return strlen(auth + 7) == n && CRYPTO_memcmp(auth + 7, want, n) == 0;
+}
+
 static int relay_http_request(struct lws *wsi, struct relay_http *h,
 			      const char *uri)
 {
@@ -383,6 +449,10 @@ static int relay_http_request(struct lws *wsi, struct relay_http *h,
 		return relay_http_respond(wsi, h, HTTP_STATUS_OK, "text/plain",
 					  relay_xstrdup("ok\n"), 3);
 	if (!strcmp(uri, "/metrics")) {
+		if (!relay_http_metrics_allowed(wsi, r))
+			return relay_http_respond(wsi, h, HTTP_STATUS_UNAUTHORIZED,
+				"text/plain", relay_xstrdup(RELAY_METRICS_401),
+				strlen(RELAY_METRICS_401));
 		body = relay_http_metrics_text(r, &len);
 		return relay_http_respond(wsi, h, HTTP_STATUS_OK,
 			"text/plain; version=0.0.4", body, len);
@@ -406,6 +476,67 @@ static int relay_http_write_body(struct lws *wsi, struct relay_http *h)
 	if (rc < 0)
 		return -1;
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* A refused WebSocket upgrade is answered with an HTTP status and the
+ * reason, written at once (lws completes the transaction). */
+static int relay_http_refuse_upgrade(struct lws *wsi, unsigned int status,
+				     const char *reason)
+{
+	unsigned char buf[LWS_PRE + 2048];
+	unsigned char *start = buf + LWS_PRE, *p = start,
+		      *end = buf + sizeof(buf) - 1;
+	size_t n = strlen(reason);
+
+	relay_log("refuse-upgrade", "status=%u", status);
+	if (lws_add_http_common_headers(wsi, status, "text/plain", n + 1, &p,
+					end) ||
+	    relay_http_security_headers(wsi, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	memcpy(start, reason, n);
+	start[n] = '\n';
+	if (lws_write(wsi, start, n + 1, LWS_WRITE_HTTP_FINAL) < 0)
+		return -1;
+	return 1;
+}
+
+/* Whether the comma-separated list offers protocol. */
+static bool relay_http_offers(const char *list, const char *protocol)
+{
+	size_t n = strlen(protocol);
+
+	for (const char *p = list; *p;) {
+		p += strspn(p, " ,");
+		if (!strncmp(p, protocol, n) && (p[n] == '\0' || p[n] == ',' ||
+						 p[n] == ' '))
+			return true;
+		p += strcspn(p, ",");
+	}
+	return false;
+}
+
+/* A WebSocket upgrade must name the subprotocol of its path. */
+static int relay_http_confirm_upgrade(struct lws *wsi)
+{
+	char uri[64], protos[256];
+	const char *want;
+
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
+		uri[0] = '\0';
+	if (lws_hdr_copy(wsi, protos, sizeof(protos), WSI_TOKEN_PROTOCOL) <= 0)
+		protos[0] = '\0';
+	want = !strcmp(uri, "/host") ? RELAY_PROTO_HOST :
+	       !strcmp(uri, "/view") ? RELAY_PROTO_VIEW : NULL;
+	if (!want)
+		return relay_http_refuse_upgrade(wsi, HTTP_STATUS_NOT_FOUND,
+			"WebSockets are served on /host and /view only.");
+	if (!relay_http_offers(protos, want))
+		return relay_http_refuse_upgrade(wsi, HTTP_STATUS_BAD_REQUEST,
+			!strcmp(want, RELAY_PROTO_HOST) ?
+			"A WebSocket on /host must offer the subprotocol asp.host.v1." :
+			"A WebSocket on /view must offer the subprotocol asp.view.v1.");
+	return 0;
 }
 
 int relay_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
@@ -449,6 +580,8 @@ int relay_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* A WebSocket upgrade without one of our subprotocols. */
 		return 1;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return relay_http_confirm_upgrade(wsi);
 	default:
 		break;
 	}

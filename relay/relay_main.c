@@ -25,6 +25,7 @@
 #include "relay/relay_alloc.h"
 #include "relay/relay_assist.h"
 #include "relay/relay_conn.h"
+#include "relay/relay_guard.h"
 #include "relay/relay_loop.h"
 #include "relay/relay_reload.h"
 #include "relay/relay_retain.h"
@@ -83,6 +84,7 @@ static void relay_tick(struct relay_timer *timer)
 	t->last_roll_us = now;
 	relay_assist_tick(r);
 	relay_retain_tick(r);
+	relay_guard_tick(r);
 	relay_trim(r);
 	relay_timer_start(&t->timer, RELAY_TICK_US);
 }
@@ -153,6 +155,7 @@ static void relay_init(struct relay *r)
 	relay_hist_init(&r->stats.forward_us, 4, 20, 1e-6);
 	relay_hist_init(&r->stats.queue_depth, 0, 12, 1);
 	relay_hist_init(&r->stats.join_us, 10, 14, 1e-6);
+	relay_guard_init(&r->guard);
 	relay_map_init(&r->by_desktop);
 	relay_map_init(&r->by_code);
 	relay_map_init(&r->by_owner);
@@ -166,10 +169,36 @@ static void relay_fini(struct relay *r)
 	relay_map_free(&r->by_desktop);
 	relay_map_free(&r->by_code);
 	relay_map_free(&r->by_owner);
+	relay_guard_free(&r->guard);
 	if (r->store)
 		r->store->ops->close(r->store);
 	OPENSSL_cleanse(r->secret, sizeof(r->secret));
 	relay_config_free(&r->cfg);
+}
+
+/* relay.db holds owner keys and codes: like the secret, a database
+ * group or others can read is refused rather than trusted, and new
+ * files are made private (umask). */
+static int relay_check_db_mode(const char *dir)
+{
+	static const char *const files[] = { "relay.db", "relay.db-wal",
+					     "relay.db-shm" };
+	char path[1024];
+	struct stat st;
+
+	umask(077);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		if (stat(path, &st) != 0)
+			continue;
+		if (st.st_mode & 077) {
+			fprintf(stderr, "asp-relay: %s is accessible to group or "
+				"others (mode %03o): refused; chmod 600 it\n",
+				path, (unsigned)(st.st_mode & 0777));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* The data directory: the signing secret, the store, and the sessions
@@ -190,6 +219,8 @@ static int relay_open_data(struct relay *r)
 			r->cfg.data_dir, proto_err_info(err)->message);
 		return -1;
 	}
+	if (relay_check_db_mode(r->cfg.data_dir))
+		return -1;
 	if (relay_store_sqlite_open(r->cfg.data_dir, &r->store, why,
 				    sizeof(why))) {
 		fprintf(stderr, "asp-relay: cannot open the store: %s\n", why);

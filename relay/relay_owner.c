@@ -35,6 +35,14 @@ char *relay_owner_notify_json(const char *event, const char *message,
 				"message", message);
 }
 
+char *relay_owner_guest_json(const char *event, const char *message,
+			     const struct relay_conn *g)
+{
+	return proto_ctrl_build(PROTO_MSG_NOTIFY, "{s:s, s:s, s:s, s:s}",
+				"event", event, "message", message, "name",
+				g->name, "user", g->who.user);
+}
+
 void relay_owner_notify(struct relay_session *s, const char *event,
 			const char *message, const char *name)
 {
@@ -67,9 +75,8 @@ void relay_owner_replay(struct relay_session *s, struct relay_conn *o)
 					       g->who.user));
 	else if (g)
 		relay_conn_send_json(
-		    o, relay_owner_notify_json("collab_joined",
-					       "Joined Shared Collaboration",
-					       g->name));
+		    o, relay_owner_guest_json("collab_joined",
+					      "Joined Shared Collaboration", g));
 	if (g && g->role == RELAY_ROLE_GUEST && s->guest_control)
 		relay_conn_send_json(
 		    o, relay_owner_notify_json(

@@ -28,6 +28,11 @@ void relay_owner_tell(struct relay_session *s, char *json);
 char *relay_owner_notify_json(const char *event, const char *message,
 			      const char *name);
 
+/* A notification about collaborator g: the name g chose and, beside it,
+ * the user id g signed in as. */
+char *relay_owner_guest_json(const char *event, const char *message,
+			     const struct relay_conn *g);
+
 /* A notification for the desktop side (name may be NULL). */
 void relay_owner_notify(struct relay_session *s, const char *event,
 			const char *message, const char *name);

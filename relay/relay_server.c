@@ -5,6 +5,7 @@
 #include "relay/relay_server.h"
 
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 #include <string.h>
 
 #include "relay/relay_conn.h"
@@ -25,6 +26,16 @@ static const struct lws_protocols relay_protocols[] = {
 	  4096, 2, NULL, 256 * 1024 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
+
+/* TLS 1.2 suites: ECDHE (forward secrecy) with AEAD only; TLS 1.3's
+ * suites are all both. */
+#define RELAY_TLS12_CIPHERS \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define RELAY_TLS13_CIPHERS \
+	"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:" \
+	"TLS_CHACHA20_POLY1305_SHA256"
 
 /* lws's own keepalive is off (a hangup of 0 disables it): lws keeps every
  * connection's validity timer in one sorted list, and each ping and pong
@@ -68,6 +79,11 @@ int relay_server_start(struct relay *r, struct relay_loop *l)
 	info.foreign_loops = loops;
 	if (r->cfg.tls_cert) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		/* TLS 1.2 or later, forward-secret AEAD suites only. */
+		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
+				       SSL_OP_NO_TLSv1_1;
+		info.ssl_cipher_list = RELAY_TLS12_CIPHERS;
+		info.tls1_3_plus_cipher_list = RELAY_TLS13_CIPHERS;
 		info.ssl_cert_filepath = r->cfg.tls_cert;
 		info.ssl_private_key_filepath = r->cfg.tls_key;
 		r->tls = true;

@@ -21,6 +21,7 @@
 #include "protocol/proto_version.h"
 #include "relay/relay_alloc.h"
 #include "relay/relay_conn.h"
+#include "relay/relay_guard.h"
 #include "relay/relay_events.h"
 #include "relay/relay_owner.h"
 
@@ -77,9 +78,19 @@ static bool relay_desktop_valid(const char *d)
 	return true;
 }
 
+/* A name a peer chose, made safe to show and to put in JSON (cut at a
+ * character boundary, controls and bidi overrides dropped). */
 static void relay_copy_name(char *dst, const char *src)
 {
-	snprintf(dst, RELAY_NAME_MAX + 1, "%s", src ? src : "");
+	relay_guard_name(dst, RELAY_NAME_MAX + 1, src);
+}
+
+/* Tells the desktop's side about its collaborator: the name the guest
+ * chose and, beside it, the user id the guest signed in as. */
+static void relay_notify_guest(struct relay_session *s, const char *event,
+			       const char *message, const struct relay_conn *g)
+{
+	relay_owner_tell(s, relay_owner_guest_json(event, message, g));
 }
 
 /* ---- keyframe cache ------------------------------------------------ */
@@ -93,6 +104,15 @@ static void relay_gop_clear(struct relay_session *s)
 	s->gop_valid = false;
 }
 
+/* What a cached frame really costs: its allocation (header, LWS_PRE
+ * headroom, payload, malloc's rounding) and its slot in the array. */
+static size_t relay_gop_cost(const struct relay_frame *f)
+{
+	size_t alloc = sizeof(*f) + LWS_PRE + f->cap;
+
+	return ((alloc + 15) & ~(size_t)15) + 16 + sizeof(f);
+}
+
 static void relay_gop_append(struct relay_session *s, struct relay_frame *f)
 {
 	if (s->gop_count == s->gop_cap) {
@@ -100,12 +120,15 @@ static void relay_gop_append(struct relay_session *s, struct relay_frame *f)
 		s->gop = relay_xrealloc(s->gop, s->gop_cap * sizeof(*s->gop));
 	}
 	s->gop[s->gop_count++] = relay_frame_ref(f);
-	s->gop_bytes += f->len;
+	s->gop_bytes += relay_gop_cost(f);
 }
 
 /* Keeps the run since the last keyframe of video stream 0, bounded by
- * gop_bytes: past the bound the run is useless (it cannot be replayed
- * whole), so it is dropped until the next keyframe. */
+ * gop_bytes of real memory and gop_frames messages: past a bound the
+ * run is useless (it cannot be replayed whole), so it is dropped until
+ * the next keyframe.  The count matters for codecs the relay cannot
+ * inspect (AV1, codec 0), whose keyframe flag it has to trust: tiny
+ * frames after one flagged keyframe cost far more than their bytes. */
 static void relay_gop_update(struct relay_session *s, struct relay_frame *f)
 {
 	if (f->kind != PROTO_KIND_VIDEO || f->stream != 0)
@@ -121,7 +144,8 @@ static void relay_gop_update(struct relay_session *s, struct relay_frame *f)
 	} else if (!s->gop_valid) {
 		return;
 	}
-	if (s->gop_bytes + f->len > s->relay->cfg.gop_bytes) {
+	if (s->gop_bytes + relay_gop_cost(f) > s->relay->cfg.gop_bytes ||
+	    s->gop_count >= s->relay->cfg.gop_frames) {
 		relay_gop_clear(s);
 		return;
 	}
@@ -292,16 +316,26 @@ void relay_session_free_all(struct relay *r)
 
 /* ---- identity ------------------------------------------------------ */
 
-/* Verifies the hello's token into c->who. */
-static int relay_session_auth(struct relay_conn *c, const struct proto_ctrl *m)
+/* Verifies the hello's token into c->who, with the relay's limits on
+ * token times and on connections per user; why gets a sentence for the
+ * refusals that have one (else it stays ""). */
+static int relay_session_auth(struct relay_conn *c, const struct proto_ctrl *m,
+			      char *why, size_t why_len)
 {
 	struct relay *r = c->relay;
 	const char *token = proto_ctrl_str(m, "token");
+	int err;
 
+	why[0] = '\0';
 	if (!token)
 		return -PROTO_E_UNAUTHORIZED;
-	return proto_token_verify(r->secret, sizeof(r->secret), token,
-				  (uint64_t)relay_clock_s(r), &c->who);
+	err = proto_token_verify(r->secret, sizeof(r->secret), token,
+				 (uint64_t)relay_clock_s(r), &c->who);
+	if (!err)
+		err = relay_guard_token_times(r, &c->who, why, why_len);
+	if (!err)
+		err = relay_guard_user_check(r, c);
+	return err;
 }
 
 int relay_session_permitted(struct relay *r, const char *user,
@@ -367,11 +401,12 @@ void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m)
 			"field \"desktop\" must be 1-64 characters from A-Z a-z 0-9 . _ -");
 		return;
 	}
-	err = relay_session_auth(c, m);
+	err = relay_session_auth(c, m, why, sizeof(why));
 	if (!err && strcmp(c->who.desktop, desktop) != 0)
 		err = -PROTO_E_UNAUTHORIZED;
 	if (err) {
-		relay_conn_refuse(c, err, err == -PROTO_E_UNAUTHORIZED ?
+		relay_conn_refuse(c, err, why[0] ? why :
+			err == -PROTO_E_UNAUTHORIZED ?
 			"Sign-in failed: the token is missing, malformed, not valid, or not for this desktop." :
 			NULL);
 		return;
@@ -544,13 +579,15 @@ void relay_session_viewer_hello(struct relay_conn *c,
 		relay_conn_refuse(c, err, why);
 		return;
 	}
-	err = relay_session_auth(c, m);
+	err = relay_session_auth(c, m, why, sizeof(why));
 	if (err) {
-		relay_conn_refuse(c, err, NULL);
+		relay_conn_refuse(c, err, why[0] ? why : NULL);
 		return;
 	}
 	relay_copy_name(c->name, proto_ctrl_has(m, "name") ?
 			proto_ctrl_str(m, "name") : c->who.user);
+	if (!c->name[0])
+		relay_copy_name(c->name, c->who.user);
 	c->state = RELAY_ST_READY;
 	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_WELCOME, NULL));
 }
@@ -618,6 +655,7 @@ void relay_session_attach_viewer(struct relay_session *s, struct relay_conn *c,
 		s->guest = c;
 		s->guest_control = false;
 	}
+	relay_guard_joined(s->relay, c);
 	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_JOINED,
 		"{s:s, s:s, s:s, s:b}", "role", relay_role_name(role),
 		"session", s->desktop, "name", s->name,
@@ -638,6 +676,7 @@ static void relay_session_join_guest(struct relay_conn *c, const char *typed)
 		s = relay_map_get(&c->relay->by_code, canon);
 	if (!s) {
 		relay_audit(c->relay, c->who.user, "refuse-bad-code", "", "");
+		relay_guard_join_failed(c->relay, c);
 		relay_conn_refuse(c, -PROTO_E_BAD_CODE, NULL);
 		return;
 	}
@@ -663,8 +702,7 @@ static void relay_session_join_guest(struct relay_conn *c, const char *typed)
 	relay_session_attach_viewer(s, c, RELAY_ROLE_GUEST);
 	relay_log("collab-join", "desktop=%s", s->desktop);
 	relay_audit(c->relay, c->who.user, "collab-join", s->desktop, c->name);
-	relay_owner_notify(s, "collab_joined", "Joined Shared Collaboration",
-			   c->name);
+	relay_notify_guest(s, "collab_joined", "Joined Shared Collaboration", c);
 }
 
 static void relay_session_join_owner(struct relay_conn *c, const char *key)
@@ -672,8 +710,18 @@ static void relay_session_join_owner(struct relay_conn *c, const char *key)
 	struct relay_session *s = relay_map_get(&c->relay->by_owner, key);
 
 	if (!s) {
+		relay_guard_join_failed(c->relay, c);
 		relay_conn_refuse(c, -PROTO_E_UNAUTHORIZED,
 				  "The owner key is not valid.");
+		return;
+	}
+	/* The key opens the owner's seat for the desktop's user only. */
+	if (strcmp(c->who.user, s->user) != 0) {
+		relay_guard_join_failed(c->relay, c);
+		relay_audit(c->relay, c->who.user, "refuse-owner-user",
+			    s->desktop, "");
+		relay_conn_refuse(c, -PROTO_E_NO_PERMISSION,
+				  "Only the desktop's own user can view it as its owner.");
 		return;
 	}
 	if (s->owner) {
@@ -691,9 +739,20 @@ void relay_session_join(struct relay_conn *c, const struct proto_ctrl *m)
 {
 	const char *code = proto_ctrl_str(m, "code");
 	const char *key = proto_ctrl_str(m, "owner_key");
+	int64_t retry_after;
+	int err;
 
 	if (c->state != RELAY_ST_READY) {
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
+		return;
+	}
+	err = relay_guard_join_check(c->relay, c, &retry_after);
+	if (err == -PROTO_E_RATE_LIMITED) {
+		relay_conn_refuse_retry(c, err, NULL, retry_after);
+		return;
+	}
+	if (err) {
+		relay_conn_refuse(c, err, NULL);
 		return;
 	}
 	if (!!code + !!key + proto_ctrl_has(m, "assist") != 1) {
@@ -932,14 +991,77 @@ void relay_session_detach(struct relay_conn *c)
 		relay_log("collab-leave", "desktop=%s", s->desktop);
 		relay_audit(s->relay, c->who.user, "collab-leave", s->desktop,
 			    c->name);
-		relay_owner_notify(s, "collab_stopped",
-				   "Stopped Shared Collaboration", c->name);
+		relay_notify_guest(s, "collab_stopped",
+				   "Stopped Shared Collaboration", c);
 	} else if (s->owner == c) {
 		s->owner = NULL;
 		relay_resume(c);
 		relay_log("owner-leave", "desktop=%s", s->desktop);
 	}
 	relay_session_maybe_free(s);
+}
+
+/* ---- revocation ---------------------------------------------------- */
+
+struct relay_revoke {
+	const char *user;
+	struct relay_session **hit;
+	size_t n, cap;
+};
+
+static void relay_revoke_collect(const char *key, void *val, void *arg)
+{
+	struct relay_revoke *x = arg;
+	struct relay_session *s = val;
+	bool guest = s->guest && s->guest->role == RELAY_ROLE_GUEST &&
+		     !strcmp(s->guest->who.user, x->user);
+
+	(void)key;
+	if (!guest && !(s->code[0] && !strcmp(s->user, x->user)))
+		return;
+	if (x->n == x->cap) {
+		x->cap = x->cap ? x->cap * 2 : 8;
+		x->hit = relay_xrealloc(x->hit, x->cap * sizeof(*x->hit));
+	}
+	x->hit[x->n++] = s;
+}
+
+#define RELAY_REVOKED_MSG \
+	"The permission \"User Stream Collaboration\" was revoked."
+
+/* One session touched by the revocation: a guest signed in as the user
+ * is closed; a code the user's desktop shares is discarded, and so its
+ * guest too.  May free s. */
+static void relay_revoke_one(struct relay_session *s, const char *user)
+{
+	bool owner_side = s->code[0] && !strcmp(s->user, user);
+
+	relay_log("collab-revoked", "desktop=%s", s->desktop);
+	relay_audit(s->relay, "relay", "collab-revoked", s->desktop, user);
+	if (owner_side) {
+		relay_session_drop_code(s);
+		relay_session_notify(s->host, "collab_revoked",
+				     RELAY_REVOKED_MSG " The collaboration ended.",
+				     NULL);
+	}
+	if (s->guest && s->guest->role == RELAY_ROLE_GUEST &&
+	    (owner_side || !strcmp(s->guest->who.user, user))) {
+		relay_conn_refuse(s->guest, -PROTO_E_NO_PERMISSION,
+				  RELAY_REVOKED_MSG);
+		return; /* the detach freed s if nothing else holds it */
+	}
+	relay_session_maybe_free(s);
+}
+
+void relay_session_revoke_collab(struct relay *r, const char *user)
+{
+	struct relay_revoke x = { .user = user };
+
+	/* Acting edits the maps, so collect first. */
+	relay_map_each(&r->by_desktop, relay_revoke_collect, &x);
+	for (size_t i = 0; i < x.n; i++)
+		relay_revoke_one(x.hit[i], user);
+	free(x.hit);
 }
 
 /* ---- the connection events this layer handles ---------------------- */

@@ -53,6 +53,12 @@ enum relay_perm {
 int relay_session_permitted(struct relay *r, const char *user,
 			    enum relay_perm perm);
 
+/* "User Stream Collaboration" was revoked from user: a guest signed in
+ * as user is closed (no_permission), and a code user's desktop shares
+ * is discarded with a notice to the host (collab_revoked), closing its
+ * guest. */
+void relay_session_revoke_collab(struct relay *r, const char *user);
+
 /* Sends a notification {"type":"notify"} to c (NULL is ignored). */
 void relay_session_notify(struct relay_conn *c, const char *event,
 			  const char *message, const char *name);

@@ -165,8 +165,9 @@ struct relay_store_ops {
 	 * -PROTO_E_NOT_FOUND if it has none. */
 	int (*assist_open_for)(struct relay_store *st, const char *desktop,
 			       struct relay_store_assist *out);
-	/* Up to cap pending requests with expires_at <= now, the earliest
-	 * first, into out[]; their number in *n. */
+	/* Up to cap waiting requests (pending, invited, accepted) with
+	 * expires_at <= now, the earliest first, into out[]; their number
+	 * in *n. */
 	int (*assist_due)(struct relay_store *st, int64_t now,
 			  struct relay_store_assist *out, unsigned cap,
 			  unsigned *n);

@@ -48,6 +48,8 @@ static const char *const STATE_NAMES[RELAY_ASSIST__COUNT] = {
  * use them must spell it the same way for SQLite to match them. */
 #define OPEN_SQL "state IN ('pending', 'invited', 'accepted', 'active')"
 #define FINISHED_SQL "state IN ('ended', 'declined', 'expired')"
+/* The states that expire (pending, invited, accepted). */
+#define WAITING_SQL "state IN ('pending', 'invited', 'accepted')"
 
 /* Migration i takes the schema from user_version i to i + 1. */
 static const char *const MIGRATIONS[] = {
@@ -85,7 +87,7 @@ static const char *const MIGRATIONS[] = {
 	"CREATE INDEX assist_open ON assist (requested_at, id) WHERE " OPEN_SQL ";"
 	"CREATE INDEX assist_open_desktop ON assist (desktop, requested_at) "
 	"  WHERE " OPEN_SQL ";"
-	"CREATE INDEX assist_due ON assist (expires_at) WHERE state = 'pending';",
+	"CREATE INDEX assist_due ON assist (expires_at) WHERE " WAITING_SQL ";",
 };
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -146,7 +148,7 @@ static const char *const SQL[ST__COUNT] = {
 			       " ORDER BY requested_at LIMIT 1",
 	[ST_ASSIST_DUE] = "SELECT " ASSIST_COLS " FROM assist "
 			  "INDEXED BY assist_due "
-			  "WHERE state = 'pending' AND expires_at <= ? "
+			  "WHERE " WAITING_SQL " AND expires_at <= ? "
 			  "ORDER BY expires_at LIMIT ?",
 	[ST_ASSIST_PRUNE] = "DELETE FROM assist WHERE rowid IN ("
 			    "  SELECT rowid FROM assist WHERE " FINISHED_SQL

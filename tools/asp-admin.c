@@ -54,6 +54,7 @@ enum admin_exit {
 #define ADMIN_USER "asp-admin"
 #define ADMIN_API_TTL 300       /* seconds, tokens for our own calls */
 #define ADMIN_DEFAULT_TTL 86400 /* seconds, `token` */
+#define ADMIN_MAX_TTL (30 * 86400) /* the relay's default --max-token-life */
 #define ADMIN_CONSOLE_USER "admin"
 #define ADMIN_CONSOLE_TTL 28800 /* seconds, `console-link`: a working day */
 #define ADMIN_IO_TIMEOUT 10     /* seconds per connect, read or write */
@@ -115,7 +116,8 @@ static void usage(FILE *f)
 "Commands:\n"
 "  token --user U --role user|admin [--desktop D] [--ttl SECONDS]\n"
 "        Mints a token from DIR/secret (needs --data) and prints it as the\n"
-"        last line.  --ttl defaults to 86400.  A host's token names its\n"
+"        last line.  --ttl defaults to 86400, at most 2592000 (30 days,\n"
+"        the relay's default --max-token-life).  A host's token names its\n"
 "        desktop with --desktop.\n"
 "  policy get USER\n"
 "        Prints \"USER help=on|off collab=on|off\".\n"
@@ -534,15 +536,56 @@ static int http_call(const struct admin *a, const char *method,
 	return rc;
 }
 
+/* Bytes of the character at s that must not reach a terminal: C0
+ * controls and DEL, C1 controls (U+0080-U+009F, which some terminals
+ * obey as escape sequences), and the bidi marks, embeddings, overrides
+ * and isolates (U+200E-F, U+202A-E, U+2066-9, which reorder what a
+ * person reads).  0 when the character is fine. */
+static size_t unsafe_len(const unsigned char *s)
+{
+	if (s[0] < 0x20 || s[0] == 0x7f)
+		return 1;
+	if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f)
+		return 2;
+	if (s[0] == 0xe2 && s[1] == 0x80 &&
+	    (s[2] == 0x8e || s[2] == 0x8f || (s[2] >= 0xaa && s[2] <= 0xae)))
+		return 3;
+	if (s[0] == 0xe2 && s[1] == 0x81 && s[2] >= 0xa6 && s[2] <= 0xa9)
+		return 3;
+	return 0;
+}
+
+/* Copies s into out (cap bytes) with each unsafe character replaced by
+ * '?', so one item stays one line, in order, whatever a peer put in it. */
+static const char *clean(const char *s, char *out, size_t cap)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+
+	while (*p && o + 1 < cap) {
+		size_t n = unsafe_len(p);
+
+		if (n) {
+			out[o++] = '?';
+			p += n;
+		} else {
+			out[o++] = (char)*p++;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 /* Prints the relay's refusal: its error message, else the status. */
 static void print_refusal(const struct http_resp *r)
 {
 	json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
 	const char *msg = json_string_value(
 		json_object_get(json_object_get(j, "error"), "message"));
+	char buf[1024];
 
 	if (msg)
-		fprintf(stderr, "asp-admin: %s\n", msg);
+		fprintf(stderr, "asp-admin: %s\n", clean(msg, buf, sizeof buf));
 	else
 		fprintf(stderr, "asp-admin: the relay answered %d %s\n",
 			r->status, r->reason);
@@ -604,12 +647,11 @@ static const char *jtime(json_t *obj, const char *key, char buf[32])
 	return buf;
 }
 
-/* Prints s with control characters replaced, so one item stays one
- * line whatever a peer put in it. */
 static void put_clean(const char *s)
 {
-	for (; *s; s++)
-		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+	char buf[2048];
+
+	fputs(clean(s, buf, sizeof buf), stdout);
 }
 
 /* A string member as a quoted JSON string, or "-"; into buf. */
@@ -619,7 +661,7 @@ static const char *jquoted(json_t *obj, const char *key, char *buf,
 	json_t *v = json_object_get(obj, key);
 	char *q = json_is_string(v) ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
 
-	snprintf(buf, cap, "%s", q ? q : "-");
+	clean(q ? q : "-", buf, cap);
 	free(q);
 	return buf;
 }
@@ -781,9 +823,10 @@ static int cmd_token(struct admin *a, int argc, char **argv)
 	if (*desktop && !proto_token_desktop_valid(desktop))
 		return usage_error("token: --desktop %s: want 1-64 of A-Z a-z "
 				   "0-9 ._-", desktop);
-	if (ttl && (!parse_uint(ttl, 10ull * 365 * 86400, &secs) || !secs))
-		return usage_error("token: --ttl %s: want 1 to 315360000 seconds",
-				   ttl);
+	if (ttl && (!parse_uint(ttl, ADMIN_MAX_TTL, &secs) || !secs))
+		return usage_error("token: --ttl %s: want 1 to %d seconds (the "
+				   "relay's default --max-token-life)", ttl,
+				   ADMIN_MAX_TTL);
 	snprintf(c.user, sizeof c.user, "%s", user);
 	snprintf(c.desktop, sizeof c.desktop, "%s", desktop);
 	c.iat = (uint64_t)time(NULL);

@@ -10,7 +10,7 @@ import { AudioPlayer } from './audio.js';
 import { InputCapture } from './input.js';
 import { Viewer } from './viewer.js';
 import { openJoinForm } from './home.js';
-import { makeDraggable, toast } from './ui.js';
+import { acceptLinkToken, makeDraggable, toast } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
 const METRICS_INTERVAL_MS = 1000;
@@ -244,7 +244,7 @@ function readLink() {
   const token = frag.get('token') || params.get('token');
   if (code) $('code').value = code;
   if (token) {
-    sessionStorage.setItem('asp.token', token);
+    if (acceptLinkToken(token)) sessionStorage.setItem('asp.token', token);
     params.delete('token');
     const query = params.toString();
     history.replaceState(null, '', `${location.pathname}${query ? `?${query}` : ''}`);

@@ -15,6 +15,27 @@ export function toast(text, kind = 'info') {
   setTimeout(() => el.remove(), TOAST_MS);
 }
 
+// The user id a token signs in as ("" when it cannot be read).
+function tokenUser(token) {
+  try {
+    const part = token.split('.')[0].replace(/-/g, '+').replace(/_/g, '/');
+    return String(JSON.parse(atob(part)).u || '');
+  } catch {
+    return '';
+  }
+}
+
+// A crafted link must not silently swap the person's sign-in for someone
+// else's: a different token replaces the one this tab holds only when
+// the person says so.
+export function acceptLinkToken(token, storageKey = 'asp.token') {
+  const current = sessionStorage.getItem(storageKey);
+  if (!current || current === token) return true;
+  const was = tokenUser(current) || 'your current user';
+  const now = tokenUser(token) || 'another user';
+  return window.confirm(`This link signs you in as ${now} instead of ${was}. Switch to ${now}?`);
+}
+
 // The link that opens a page carries what it needs in the fragment
 // (#token=…&key=…), which never reaches server logs.  The token is kept
 // for this tab only and the fragment is taken out of the address bar, so
@@ -22,7 +43,7 @@ export function toast(text, kind = 'info') {
 export function readFragment(storageKey = 'asp.token') {
   const frag = new URLSearchParams(location.hash.slice(1));
   const fields = Object.fromEntries(frag.entries());
-  if (fields.token) sessionStorage.setItem(storageKey, fields.token);
+  if (fields.token && acceptLinkToken(fields.token, storageKey)) sessionStorage.setItem(storageKey, fields.token);
   if (location.hash) history.replaceState(null, '', `${location.pathname}${location.search}`);
   return fields;
 }

@@ -524,7 +524,9 @@ export class Relay {
   }
 
   // A raw viewer joined with {code} or {owner_key}; c.joined holds `joined`.
+  // An owner signs in as the desktop's user (the owner key is theirs only).
   async join(how, opts = {}) {
+    if (how.owner_key && !opts.user && !opts.token) opts = { ...opts, user: OWNER_USER };
     const c = await this.viewer(opts);
     c.send({ type: 'join', ...how });
     c.joined = await c.next('joined');
@@ -562,7 +564,9 @@ export class Relay {
     if (!args.includes('--token')) {
       const at = args.indexOf('--desktop');
       const desktop = name === 'asp-host' ? (at >= 0 ? args[at + 1] : 'desk-1') : undefined;
-      auth = ['--token', this.token({ user: name === 'asp-host' ? HOST_USER : GUEST_USER, desktop })];
+      // The owner's viewer signs in as the desktop's user, as the host does.
+      const user = name === 'asp-host' || args.includes('--owner-key') ? HOST_USER : GUEST_USER;
+      auth = ['--token', this.token({ user, desktop })];
     }
     const p = new Proc(name, bin(name), ['--relay', this.url, ...(this.tls ? ['--insecure'] : []), ...auth, ...args]);
     this.tools.push(p);
@@ -606,6 +610,8 @@ export class Relay {
     assert.equal(ex.signal, null, `relay killed by ${ex.signal}\n${this.describe()}`);
     assert.equal(ex.code, 0, `relay exit code ${ex.code} after SIGTERM, want 0\n${this.describe()}`);
     this.proc.assertNoSanitizerReport();
+    // A message the relay failed to build is a bug, never a silent drop.
+    assert.ok(!/ build-failed /.test(this.proc.stderr), `the relay failed to build a message\n${this.describe()}`);
     fs.rmSync(this.dir, { recursive: true, force: true });
     return ex;
   }

@@ -301,7 +301,7 @@ static void test_assist_open_for_and_due(void **state)
 		assist_of("p1", 50, RELAY_ASSIST_PENDING),
 		assist_of("p2", 40, RELAY_ASSIST_PENDING),
 		assist_of("p3", 45, RELAY_ASSIST_PENDING),
-		assist_of("inv", 5, RELAY_ASSIST_INVITED),
+		assist_of("act", 5, RELAY_ASSIST_ACTIVE),
 	}, got, due[2];
 	unsigned n = 9;
 
@@ -311,8 +311,9 @@ static void test_assist_open_for_and_due(void **state)
 	assert_string_equal(got.id, "p1");
 	assert_int_equal(st->ops->assist_open_for(st, "desk-none", &got),
 			 -PROTO_E_NOT_FOUND);
-	/* Due: pending with expires_at (requested_at + 600) <= now, the
-	 * earliest first, at most cap; invited ones never expire here. */
+	/* Due: waiting (pending, invited, accepted) with expires_at
+	 * (requested_at + 600) <= now, the earliest first, at most cap; an
+	 * active one does not expire. */
 	assert_int_equal(st->ops->assist_due(st, 639, due, 2, &n), 0);
 	assert_int_equal(n, 0);
 	assert_int_equal(st->ops->assist_due(st, 1000, due, 2, &n), 0);
