@@ -138,14 +138,15 @@ test('work that grows without bound: with 10,000 finished requests stored, an un
 test('retention: finished requests older than --retain-assist go in batches, open ones and (by default) the audit log stay', () => withStoreRelay(['--retain-assist', '1'], async (relay) => {
   await relay.halt();
   relay.sql(seedSql(1800, 3));
-  // One open request as old as the rest: an open request is never pruned.
-  relay.sql(`UPDATE assist SET state = 'accepted' WHERE id = 'old00002'`);
+  // One open request as old as the rest (active: it does not expire):
+  // an open request is never pruned.
+  relay.sql(`UPDATE assist SET state = 'active' WHERE id = 'old00002'`);
   await relay.start();
   const deadline = Date.now() + 30000;
   let left;
   while ((left = Number(relay.sql('SELECT count(*) FROM assist'))) > 1 && Date.now() < deadline) await delay(500);
   assert.equal(left, 1, `${left} rows left after 30 s`);
-  assert.equal(relay.sql('SELECT id || \' \' || state FROM assist'), 'old00002 accepted');
+  assert.equal(relay.sql('SELECT id || \' \' || state FROM assist'), 'old00002 active');
   assert.equal(Number(relay.sql('SELECT count(*) FROM audit WHERE detail LIKE \'old%\'')), 1800);
   // Batches of at most 500, each logged.
   const batches = [...relay.proc.stderr.matchAll(/retain assist=(\d+)/g)].map((m) => Number(m[1]));
