@@ -145,7 +145,10 @@ export async function soak({ seconds, log = console.log }) {
   // ASan holds freed memory in a quarantine (256 MiB by default): capped
   // so that RSS shows the relay's own growth.
   const env = { ASAN_OPTIONS: `${process.env.ASAN_OPTIONS || ''}:quarantine_size_mb=16:thread_local_quarantine_size_kb=256` };
-  const relay = new lib.Relay([], env);
+  // Every round tries a discarded code once, from one address, as one
+  // user: the failed-join limits (their own test is gates/limits) would
+  // cool the churn down within seconds, so the soak turns them off.
+  const relay = new lib.Relay(['--join-failures', '0', '--join-failures-addr', '0'], env);
   await relay.ready();
   await relay.policy(lib.HOST_USER, { help: true });
   const pid = relay.pid;
