@@ -24,6 +24,16 @@ void relay_alloc_tune(void)
 	mallopt(M_TRIM_THRESHOLD, 2 * RELAY_MMAP_THRESHOLD);
 }
 
+#define RELAY_TRIM_FREE_MIN (64u << 20)
+
+void relay_alloc_trim(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	if (mi.fordblks >= RELAY_TRIM_FREE_MIN)
+		malloc_trim(0);
+}
+
 void *relay_xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);

@@ -21,6 +21,14 @@
  * session ends (relay_main.c), not on every free. */
 void relay_alloc_tune(void);
 
+/* Gives free heap memory back to the system when more than
+ * RELAY_TRIM_FREE_MIN is free: after a busy session ends glibc held 143 MB
+ * with no session at all (9 MB after malloc_trim).  Below that the free
+ * memory is kept for the sessions still streaming, which would otherwise
+ * fault in and zero fresh pages for their next frames (perf: 4 % of the
+ * relay's CPU at 100 sessions when every session end trimmed). */
+void relay_alloc_trim(void);
+
 void *relay_xmalloc(size_t n);
 void *relay_xcalloc(size_t count, size_t size);
 void *relay_xrealloc(void *p, size_t n);

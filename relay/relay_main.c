@@ -10,7 +10,6 @@
  * calls into it.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,15 +55,14 @@ static void relay_roll_stream(const char *key, void *val, void *arg)
 	}
 }
 
-/* glibc keeps freed frames in its arenas: after a busy session ends the
- * relay held 143 MB with no session at all (9 MB after malloc_trim).  At
- * most once a second, after a session ended, give it back. */
+/* At most once a second, after a session ended, give freed memory back
+ * (relay_alloc_trim decides whether there is enough to be worth it). */
 static void relay_trim(struct relay *r)
 {
 	if (!r->trim_pending)
 		return;
 	r->trim_pending = false;
-	malloc_trim(0);
+	relay_alloc_trim();
 }
 
 struct relay_ticker {
@@ -90,9 +88,9 @@ static void relay_tick(struct relay_timer *timer)
 }
 
 /* Shutdown: every connection is sent its 1001 close; the loop ends when
- * the last one is gone or RELAY_SHUTDOWN_US has passed (a peer that does not read
- * cannot be sent its close frame), whichever comes
- * first.  A second signal ends it at once. */
+ * the last one is gone or RELAY_SHUTDOWN_US has passed, whichever comes
+ * first (a peer that does not read cannot be sent its close frame).  A
+ * second signal ends it at once. */
 struct relay_stopper {
 	struct relay_timer timer;
 	struct relay *relay;
