@@ -7,6 +7,7 @@
 #                   every test (unit, fuzz replay + short fuzz, end to end)
 #   make fuzz       build the libFuzzer drivers with clang
 #   make bench      run the benchmark suite (bench/README.md)
+#   make soak       churn and soak the relay for SOAK_MINUTES (default 30)
 #   make install    install under $(DESTDIR)$(PREFIX) (default /usr/local):
 #                   programs, web page, man pages, example config, the
 #                   systemd unit; make uninstall removes them again
@@ -55,7 +56,7 @@ ifneq ($(RELAY_SRC),)
 RELAY_BIN := $(BUILD)/asp-relay
 endif
 
-.PHONY: all deps run test unit e2e fuzz fuzz-run bench clean install \
+.PHONY: all deps run test unit e2e fuzz fuzz-run bench soak clean install \
 	uninstall
 all: $(RELAY_BIN) $(TOOLS) $(BENCH) $(UNIT) $(BUILD)/www
 
@@ -161,6 +162,13 @@ test: deps
 	@$(MAKE) --no-print-directory $(JOBS) SAN=1 all
 	@$(MAKE) --no-print-directory $(JOBS) fuzz
 	@sh tests/run.sh build/san
+
+# Churn and soak against the sanitizer build (tests/soak/soak.mjs).
+SOAK_MINUTES ?= 30
+soak: deps
+	@$(MAKE) --no-print-directory $(JOBS) SAN=1 all
+	@test -d tests/node_modules || npm ci --prefix tests
+	@node tests/soak/soak.mjs --build build/san --seconds $$(( $(SOAK_MINUTES) * 60 ))
 
 bench: deps
 	@$(MAKE) --no-print-directory $(JOBS) all

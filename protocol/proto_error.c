@@ -61,6 +61,9 @@ static const struct proto_err_info err_table[PROTO_E__COUNT] = {
 	[PROTO_E_TOO_MANY] = {"too_many", 4022, 429,
 		"Too many connections for this user or address. Close one "
 		"and try again."},
+	[PROTO_E_STORAGE] = {"storage_unavailable", 4023, 503,
+		"The relay cannot save changes right now (its storage is full, "
+		"locked or read-only); nothing was changed. Try again later."},
 };
 
 const struct proto_err_info *proto_err_info(int err)

@@ -38,6 +38,7 @@ enum proto_err {
 	PROTO_E_RATE_LIMITED,     /* too many failed attempts: wait */
 	PROTO_E_HELLO_TIMEOUT,    /* no hello within --hello-timeout */
 	PROTO_E_TOO_MANY,         /* an operator's connection limit */
+	PROTO_E_STORAGE,          /* disk full, store locked or read-only */
 	PROTO_E__COUNT
 };
 

@@ -196,6 +196,7 @@ struct relay {
 	bool tls;
 	bool stopping;
 	bool trim_pending;        /* a session ended: give memory back */
+	int64_t retain_next_s;    /* when relay_retain looks again */
 };
 
 #endif

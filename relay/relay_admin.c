@@ -14,7 +14,8 @@
 #include "relay/relay_session.h"
 
 #define RELAY_AUDIT_DEFAULT 50
-#define RELAY_AUDIT_MAX 1000
+#define RELAY_ASSIST_PAGE_DEFAULT 100
+#define RELAY_PAGE_MAX 1000
 
 /* An answer that cannot be built is logged, counted and answered as
  * internal, never as an empty success. */
@@ -123,31 +124,75 @@ static json_t *relay_admin_assist_json(const struct relay *r,
 		"expires_in", (json_int_t)(left > 0 ? left : 0));
 }
 
-struct relay_admin_list {
+struct relay_admin_page {
 	const struct relay *r;
-	json_t *a;
+	json_t *list;
+	unsigned left; /* how many more fit in the page */
+	bool more;     /* a row beyond the page exists */
 };
 
 static int relay_admin_assist_one(const struct relay_store_assist *a, void *arg)
 {
-	struct relay_admin_list *l = arg;
+	struct relay_admin_page *p = arg;
 
-	json_array_append_new(l->a, relay_admin_assist_json(l->r, a));
+	if (p->left == 0) {
+		p->more = true;
+		return 1;
+	}
+	p->left--;
+	json_array_append_new(p->list, relay_admin_assist_json(p->r, a));
 	return 0;
 }
 
-static unsigned int relay_admin_assist_list(struct relay *r, char **out)
+/* ?state=open (the default), all, or one state's name. */
+static int relay_admin_assist_mask(const char *state, unsigned *mask)
 {
-	struct relay_admin_list l = { r, json_array() };
-	int err = r->store->ops->assist_list(r->store, RELAY_ASSIST_OPEN,
-					     relay_admin_assist_one, &l);
+	enum relay_assist_state one;
 
-	if (err) {
-		json_decref(l.a);
-		return relay_admin_refuse(err, NULL, out);
+	if (!state[0] || !strcmp(state, "open"))
+		*mask = RELAY_ASSIST_OPEN;
+	else if (!strcmp(state, "all"))
+		*mask = RELAY_ASSIST_ALL;
+	else if (relay_assist_state_parse(state, &one) == 0)
+		*mask = RELAY_ASSIST_BIT(one);
+	else
+		return -PROTO_E_MALFORMED;
+	return 0;
+}
+
+/* GET /assist[?state=S][&limit=N][&after=ID]: one page, oldest first. */
+static unsigned int relay_admin_assist_list(struct relay *r,
+					    const struct relay_admin_req *req,
+					    char **out)
+{
+	long limit = req->limit < 0 ? RELAY_ASSIST_PAGE_DEFAULT : req->limit;
+	struct relay_admin_page p;
+	unsigned mask;
+	json_t *last;
+	int err;
+
+	if (relay_admin_assist_mask(req->state, &mask))
+		return relay_admin_refuse(-PROTO_E_MALFORMED,
+			"state must be open, all, or one state's name.", out);
+	if (limit < 1 || limit > RELAY_PAGE_MAX)
+		return relay_admin_refuse(-PROTO_E_MALFORMED,
+			"limit must be 1-1000.", out);
+	p = (struct relay_admin_page){ .r = r, .list = json_array(),
+				       .left = (unsigned)limit };
+	/* One row past the page says whether there is a next one. */
+	err = r->store->ops->assist_list(r->store, mask, req->after,
+					 (unsigned)limit + 1,
+					 relay_admin_assist_one, &p);
+	if (err < 0) {
+		json_decref(p.list);
+		return relay_admin_refuse(err, err == -PROTO_E_NOT_FOUND ?
+			"after names no stored request." : NULL, out);
 	}
-	return relay_admin_ok(json_pack("{s:o, s:I}", "requests", l.a, "now",
-					(json_int_t)relay_clock_s(r)), out);
+	last = json_array_get(p.list, json_array_size(p.list) - 1);
+	return relay_admin_ok(json_pack("{s:o, s:o, s:I}", "requests", p.list,
+		"next", p.more ? json_incref(json_object_get(last, "id")) :
+				 json_null(), "now", (json_int_t)relay_clock_s(r)),
+		out);
 }
 
 static unsigned int relay_admin_assist_done(const struct relay *r, int err,
@@ -251,12 +296,21 @@ static unsigned int relay_admin_policy(struct relay *r,
 	if (jc)
 		collab = json_is_true(jc);
 	json_decref(body);
-	err = r->store->ops->perm_set(r->store, user, help, collab);
-	if (err)
-		return relay_admin_refuse(err, NULL, out);
 	snprintf(detail, sizeof(detail), "user=%s help=%s collab=%s", user,
 		 help ? "on" : "off", collab ? "on" : "off");
-	relay_audit(r, who->user, "policy-set", "", detail);
+	/* The permission and its audit event are stored together or not. */
+	err = r->store->ops->begin(r->store);
+	if (!err) {
+		r->store->ops->perm_set(r->store, user, help, collab);
+		relay_audit(r, who->user, "policy-set", "", detail);
+		err = r->store->ops->commit(r->store);
+	}
+	if (err) {
+		if (err == -PROTO_E_STORAGE || err == -PROTO_E_INTERNAL)
+			relay_log("store-error", "why=%s",
+				  r->store->ops->why(r->store));
+		return relay_admin_refuse(err, NULL, out);
+	}
 	if (had_collab && !collab)
 		relay_session_revoke_collab(r, user);
 	return relay_admin_policy_json(user, help, collab, out);
@@ -280,7 +334,7 @@ static unsigned int relay_admin_audit(struct relay *r,
 	json_t *a;
 	int err;
 
-	if (limit < 1 || limit > RELAY_AUDIT_MAX)
+	if (limit < 1 || limit > RELAY_PAGE_MAX)
 		return relay_admin_refuse(-PROTO_E_MALFORMED,
 			"limit must be 1-1000.", out);
 	a = json_array();
@@ -393,7 +447,7 @@ unsigned int relay_admin_handle(struct relay *r,
 	if (!strcmp(p, "/desktops") && m == RELAY_HTTP_GET)
 		return relay_admin_desktops(r, out);
 	if (!strcmp(p, "/assist") && m == RELAY_HTTP_GET)
-		return relay_admin_assist_list(r, out);
+		return relay_admin_assist_list(r, req, out);
 	if (!strcmp(p, "/assist") && m == RELAY_HTTP_POST)
 		return relay_admin_assist_start(r, req, &who, out);
 	if (!strncmp(p, "/assist/", 8) && m == RELAY_HTTP_POST)

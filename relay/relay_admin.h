@@ -30,6 +30,8 @@ struct relay_admin_req {
 	size_t body_len;
 	long limit;            /* ?limit=, -1 when absent */
 	long long since;       /* ?since=, -1 when absent */
+	const char *after;     /* ?after=, "" when absent */
+	const char *state;     /* ?state=, "" when absent */
 };
 
 /* Handles one request: returns the HTTP status and sets *out to a

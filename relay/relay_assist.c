@@ -32,19 +32,35 @@ static void relay_assist_tell(struct relay *r, const struct relay_store_assist *
 			"id", a->id));
 }
 
-/* Moves a request to state in the store and the audit log. */
+/* A store failure is logged with its cause; the caller refuses. */
+static void relay_assist_store_error(struct relay *r, int err)
+{
+	if (err == -PROTO_E_STORAGE || err == -PROTO_E_INTERNAL)
+		relay_log("store-error", "why=%s", r->store->ops->why(r->store));
+}
+
+/* Moves a request to state in the store and the audit log, as one
+ * change: a crash or a full disk leaves both or neither. */
 static int relay_assist_move(struct relay *r, struct relay_store_assist *a,
 			     enum relay_assist_state state, const char *actor,
 			     const char *admin)
 {
-	int err = r->store->ops->assist_set_state(r->store, a->id, state, admin);
+	struct relay_store *st = r->store;
+	int err = st->ops->begin(st);
 
-	if (err)
+	if (!err) {
+		st->ops->assist_set_state(st, a->id, state, admin);
+		relay_audit(r, actor, relay_assist_state_name(state),
+			    a->desktop, a->id);
+		err = st->ops->commit(st);
+	}
+	if (err) {
+		relay_assist_store_error(r, err);
 		return err;
+	}
 	a->state = state;
 	if (admin)
 		snprintf(a->admin, sizeof(a->admin), "%s", admin);
-	relay_audit(r, actor, relay_assist_state_name(state), a->desktop, a->id);
 	return 0;
 }
 
@@ -77,27 +93,10 @@ static int relay_assist_slot_free(struct relay *r, const char *desktop)
 	return 0;
 }
 
-/* Finds the desktop's open request, if any (one at a time). */
-static int relay_assist_find_open(const struct relay_store_assist *a, void *arg)
-{
-	struct relay_store_assist *found = arg;
-
-	if (strcmp(a->desktop, found->desktop) != 0)
-		return 0;
-	*found = *a;
-	return 1;
-}
-
 int relay_assist_open(struct relay *r, const char *desktop,
 		      struct relay_store_assist *out)
 {
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	snprintf(out->desktop, sizeof(out->desktop), "%s", desktop);
-	rc = r->store->ops->assist_list(r->store, RELAY_ASSIST_OPEN,
-					relay_assist_find_open, out);
-	return rc == 1 ? 0 : rc < 0 ? rc : -PROTO_E_NOT_FOUND;
+	return r->store->ops->assist_open_for(r->store, desktop, out);
 }
 
 static int relay_assist_create(struct relay *r, const char *desktop,
@@ -121,11 +120,16 @@ static int relay_assist_create(struct relay *r, const char *desktop,
 	a->requested_at = now;
 	a->expires_at = now + RELAY_ASSIST_TTL_S;
 	a->state = state;
-	err = r->store->ops->assist_create(r->store, a);
+	err = r->store->ops->begin(r->store);
+	if (!err) {
+		r->store->ops->assist_create(r->store, a);
+		relay_audit(r, admin ? admin : user, "assist-create", desktop,
+			    a->id);
+		err = r->store->ops->commit(r->store);
+	}
 	if (err)
-		return err;
-	relay_audit(r, admin ? admin : user, "assist-create", desktop, a->id);
-	return 0;
+		relay_assist_store_error(r, err);
+	return err;
 }
 
 /* ---- the user, on the desktop ------------------------------------- */
@@ -155,13 +159,13 @@ static void relay_assist_request(struct relay_conn *c)
 			NULL);
 		return;
 	}
-	if (relay_assist_open(r, s->desktop, &a) != 0) {
+	err = relay_assist_open(r, s->desktop, &a);
+	if (err == -PROTO_E_NOT_FOUND)
 		err = relay_assist_create(r, s->desktop, s->user, "user",
 					  RELAY_ASSIST_PENDING, NULL, &a);
-		if (err) {
-			relay_conn_send_error(c, err, NULL);
-			return;
-		}
+	if (err) {
+		relay_conn_send_error(c, err, NULL);
+		return;
 	}
 	relay_owner_tell(s, relay_assist_requested_json(r, &a));
 }
@@ -372,8 +376,11 @@ int relay_assist_start(struct relay *r, const char *desktop,
 	if (!err)
 		err = relay_session_permitted(r,
 			relay_assist_session(r, desktop)->user, RELAY_PERM_HELP);
-	if (!err && relay_assist_open(r, desktop, out) == 0)
-		err = -PROTO_E_STATE;
+	if (!err) {
+		err = relay_assist_open(r, desktop, out);
+		err = err == 0 ? -PROTO_E_STATE :
+		      err == -PROTO_E_NOT_FOUND ? 0 : err;
+	}
 	if (err)
 		return err;
 	s = relay_assist_session(r, desktop);
@@ -386,44 +393,27 @@ int relay_assist_start(struct relay *r, const char *desktop,
 
 /* ---- expiry -------------------------------------------------------- */
 
-struct relay_expiry {
-	int64_t now;
-	struct relay_store_assist due[16];
-	int n;
-};
-
-static int relay_assist_collect_due(const struct relay_store_assist *a,
-				    void *arg)
-{
-	struct relay_expiry *x = arg;
-
-	if (a->expires_at > x->now)
-		return 0;
-	x->due[x->n++] = *a;
-	return x->n == (int)(sizeof(x->due) / sizeof(x->due[0]));
-}
+#define RELAY_ASSIST_DUE_BATCH 16
 
 void relay_assist_tick(struct relay *r)
 {
-	struct relay_expiry x = { .now = relay_clock_s(r) };
-	int rc;
+	struct relay_store_assist due[RELAY_ASSIST_DUE_BATCH];
+	unsigned n = 0;
 
-	/* The store must not be called from its own callback: collect a
-	 * batch, then expire it; a full batch means there may be more. */
-	do {
-		x.n = 0;
-		rc = r->store->ops->assist_list(r->store,
-			RELAY_ASSIST_BIT(RELAY_ASSIST_PENDING) |
-			RELAY_ASSIST_BIT(RELAY_ASSIST_INVITED) |
-			RELAY_ASSIST_BIT(RELAY_ASSIST_ACCEPTED),
-			relay_assist_collect_due, &x);
-		for (int i = 0; i < x.n; i++) {
-			if (relay_assist_move(r, &x.due[i], RELAY_ASSIST_EXPIRED,
-					      "relay", NULL) == 0)
-				relay_assist_tell(r, &x.due[i], "assist_expired",
-					"Your request for help expired. Send a new one.");
-		}
-	} while (rc == 1 && x.n > 0);
+	/* One indexed query for what is due, whatever the table holds; a
+	 * full batch leaves the rest to the next tick, so a tick's work is
+	 * bounded even when many requests expire together. */
+	if (r->store->ops->assist_due(r->store, relay_clock_s(r), due,
+				      RELAY_ASSIST_DUE_BATCH, &n)) {
+		relay_log("store-error", "why=%s", r->store->ops->why(r->store));
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (relay_assist_move(r, &due[i], RELAY_ASSIST_EXPIRED, "relay",
+				      NULL) == 0)
+			relay_assist_tell(r, &due[i], "assist_expired",
+				"Your request for help expired. Send a new one.");
+	}
 }
 
 /* The desktop's owner joined: the open request's state, as the host

@@ -71,7 +71,8 @@ int relay_assist_open(struct relay *r, const char *desktop,
 char *relay_assist_requested_json(struct relay *r,
 				  const struct relay_store_assist *a);
 
-/* Expires requests past their time; called once a second. */
+/* Expires requests past their time, at most 16 a call (found by an
+ * indexed query, whatever the store holds); called once a second. */
 void relay_assist_tick(struct relay *r);
 
 #endif

@@ -5,7 +5,9 @@
  * permissions, assistance) is appended to the store's audit log with the
  * relay's clock.  A store failure is logged, never fatal: the state
  * change it records has already happened.  Each event is also published
- * to the console's live stream (relay_events.h).
+ * to the console's live stream (relay_events.h).  Inside a store batch
+ * (begin ... commit, relay_store.h) a failure fails the commit too, so a
+ * change and its event are stored together or not at all.
  */
 #ifndef ASP_RELAY_AUDIT_H
 #define ASP_RELAY_AUDIT_H

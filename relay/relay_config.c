@@ -92,6 +92,9 @@ void relay_config_usage(FILE *to)
 "                       clock (default 300)\n"
 "  --metrics-token-file FILE  /metrics needs 'Authorization: Bearer T' with\n"
 "                       T the first line of FILE (default: open)\n"
+"  --retain-assist DAYS keep finished assistance requests DAYS days (default\n"
+"                       30; 0 keeps them forever)\n"
+"  --retain-audit DAYS  keep audit events DAYS days (default 0: forever)\n"
 "  --log-format FORMAT  text (default): one line per event; json: one JSON\n"
 "                       object per line with the same fields\n"
 "  --test-clock         let administrators move the relay's clock forward\n"
@@ -343,6 +346,17 @@ static int relay_set_metrics_token(struct relay_config *cfg, const char *s)
 	return relay_set_string(&cfg->metrics_token, token);
 }
 
+/* Days to keep rows: 0 (forever) to 100 years. */
+static int relay_set_retain_assist(struct relay_config *cfg, const char *s)
+{
+	return relay_parse_secs(s, 0, 36500, &cfg->retain_assist_days);
+}
+
+static int relay_set_retain_audit(struct relay_config *cfg, const char *s)
+{
+	return relay_parse_secs(s, 0, 36500, &cfg->retain_audit_days);
+}
+
 static int relay_set_log_format(struct relay_config *cfg, const char *s)
 {
 	if (!strcmp(s, "text"))
@@ -404,6 +418,8 @@ static const struct relay_opt RELAY_OPTS[] = {
 	{ "stall-timeout", true, RELAY_OPT_BOTH, relay_set_stall },
 	{ "keepalive", true, RELAY_OPT_BOTH, relay_set_keepalive },
 	{ "keyframe-gap", true, RELAY_OPT_BOTH, relay_set_keyframe_gap },
+	{ "retain-assist", true, RELAY_OPT_BOTH, relay_set_retain_assist },
+	{ "retain-audit", true, RELAY_OPT_BOTH, relay_set_retain_audit },
 	{ "log-format", true, RELAY_OPT_BOTH, relay_set_log_format },
 	{ "gop-frames", true, RELAY_OPT_BOTH, relay_set_gop_frames },
 	{ "hello-timeout", true, RELAY_OPT_BOTH, relay_set_hello_timeout },
@@ -572,6 +588,8 @@ static void relay_config_defaults(struct relay_config *cfg, int argc,
 	cfg->join_cooldown_s = 60;
 	cfg->max_token_life_s = 30 * 86400;
 	cfg->token_skew_s = 300;
+	cfg->retain_assist_days = 30; /* relay_retain.h says why */
+	cfg->retain_audit_days = 0;
 	cfg->argc = argc;
 	cfg->argv = argv;
 }

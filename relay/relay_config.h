@@ -37,6 +37,8 @@ struct relay_config {
 	int keepalive_secs;       /* drop a peer silent this long */
 	uint32_t keyframe_gap_ms; /* least time between keyframe requests */
 	bool test_clock;          /* allow PUT /api/clock (tests only) */
+	int retain_assist_days;   /* keep finished requests; 0: forever */
+	int retain_audit_days;    /* keep audit events; 0: forever */
 	bool log_json;            /* --log-format json */
 	uint32_t gop_frames;      /* keyframe cache bound in messages */
 	int hello_timeout_s;      /* close a connection silent before hello */

@@ -331,6 +331,7 @@ static int relay_http_api_answer(struct lws *wsi, struct relay_http *h)
 		.method = h->method, .path = h->path, .auth = h->auth,
 		.body = h->req_body, .body_len = h->req_len,
 		.limit = h->limit, .since = h->since,
+		.after = h->after, .state = h->state,
 	};
 	char *out = NULL;
 	unsigned int status = h->too_large ?
@@ -368,6 +369,18 @@ static long long relay_http_content_length(struct lws *wsi)
 	return strtoll(buf, NULL, 10);
 }
 
+/* A string argument; "" when absent, "?" when too long to be valid. */
+static void relay_http_arg_str(struct lws *wsi, const char *name, char *buf,
+			       size_t len)
+{
+	char tmp[128];
+	const char *val = lws_get_urlarg_by_name(wsi, name, tmp, sizeof(tmp));
+
+	if (val && strlen(val) >= len)
+		val = "?";
+	snprintf(buf, len, "%s", val ? val : "");
+}
+
 static int relay_http_api_begin(struct lws *wsi, struct relay_http *h,
 				const char *uri)
 {
@@ -382,6 +395,8 @@ static int relay_http_api_begin(struct lws *wsi, struct relay_http *h,
 	if (lws_hdr_copy(wsi, h->auth, sizeof(h->auth),
 			 WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
 		h->auth[0] = '\0';
+	relay_http_arg_str(wsi, "after=", h->after, sizeof(h->after));
+	relay_http_arg_str(wsi, "state=", h->state, sizeof(h->state));
 	h->limit = (long)relay_http_arg(wsi, "limit=");
 	h->since = relay_http_arg(wsi, "since=");
 	if (h->limit == -2 || h->since == -2) {

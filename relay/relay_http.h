@@ -24,6 +24,8 @@ struct relay_http {
 	char auth[PROTO_TOKEN_BUF + 16];
 	long limit;
 	long long since;
+	char after[72];      /* ?after=, "" when absent */
+	char state[16];      /* ?state=, "" when absent */
 	char *req_body;
 	size_t req_len;
 	bool too_large;

@@ -25,6 +25,7 @@
 #include "relay/relay_guard.h"
 #include "relay/relay_loop.h"
 #include "relay/relay_reload.h"
+#include "relay/relay_retain.h"
 #include "relay/relay_server.h"
 #include "relay/relay_session.h"
 
@@ -78,6 +79,7 @@ static void relay_tick(struct relay_timer *timer)
 	relay_map_each(&r->by_desktop, relay_roll_stream, win);
 	t->last_roll_us = now;
 	relay_assist_tick(r);
+	relay_retain_tick(r);
 	relay_guard_tick(r);
 	relay_trim(r);
 	relay_timer_start(&t->timer, RELAY_TICK_US);
@@ -234,6 +236,9 @@ int main(int argc, char **argv)
 	if (!r.loop)
 		goto out;
 	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit (ulimit -f) fails the store's write, which is
+	 * refused as storage_unavailable, rather than killing the relay. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (relay_server_start(&r, r.loop)) {
 		fprintf(stderr, "asp-relay: cannot listen on %s:%d\n",
 			r.cfg.listen_host, r.cfg.listen_port);

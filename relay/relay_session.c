@@ -205,25 +205,36 @@ static struct relay_session *relay_session_new(struct relay *r,
 	return s;
 }
 
+/* Forgets the code in memory only: the stored one stays for the next
+ * start (a session freed at shutdown keeps its collaboration). */
 static void relay_session_drop_code(struct relay_session *s)
 {
-	struct relay_store *st = s->relay->store;
-
 	if (!s->code[0])
 		return;
 	relay_map_del(&s->relay->by_code, s->code);
 	s->code[0] = '\0';
-	if (st->ops->collab_del(st, s->desktop))
-		relay_log("store-error", "why=%s", st->ops->why(st));
 }
 
-/* Keeps the code and owner key across restarts. */
-static int relay_session_persist(struct relay_session *s)
+/* Stores (code set) or deletes (code "") the session's collaboration
+ * with its audit event (c did it), as one change: a crash or a full disk
+ * leaves both or neither, and the caller refuses the action on failure. */
+static int relay_session_persist(struct relay_session *s,
+				 struct relay_conn *c, const char *event)
 {
-	struct relay_store *st = s->relay->store;
-	int err = st->ops->collab_put(st, s->desktop, s->code, s->owner_key,
-				      s->user);
+	struct relay *r = s->relay;
+	struct relay_store *st = r->store;
+	int err = st->ops->begin(st);
 
+	if (!err) {
+		if (s->code[0])
+			st->ops->collab_put(st, s->desktop, s->code,
+					    s->owner_key, s->user);
+		else
+			st->ops->collab_del(st, s->desktop);
+		relay_audit(r, c->who.user, event, s->desktop,
+			    relay_owner_via(c));
+		err = st->ops->commit(st);
+	}
 	if (err)
 		relay_log("store-error", "why=%s", st->ops->why(st));
 	return err;
@@ -449,16 +460,16 @@ static void relay_session_share(struct relay_conn *c)
 		return;
 	}
 	if (!s->code[0]) {
-		if (relay_new_code(c->relay, s->code) < 0 ||
-		    relay_session_persist(s) < 0) {
+		err = relay_new_code(c->relay, s->code);
+		if (!err)
+			err = relay_session_persist(s, c, "collab-start");
+		if (err) {
 			s->code[0] = '\0';
-			relay_conn_send_error(c, -PROTO_E_INTERNAL, NULL);
+			relay_conn_send_error(c, err, NULL);
 			return;
 		}
 		relay_map_put(&c->relay->by_code, s->code, s);
 		relay_log("collab-start", "desktop=%s", s->desktop);
-		relay_audit(c->relay, c->who.user, "collab-start", s->desktop,
-			    relay_owner_via(c));
 	}
 	proto_code_display(s->code, shown);
 	relay_owner_tell(s, proto_ctrl_build(PROTO_MSG_CODE, "{s:s}", "code",
@@ -472,15 +483,25 @@ static void relay_session_retire(struct relay_conn *c, int guest_err,
 				 const char *message)
 {
 	struct relay_session *s = c->session;
+	char code[sizeof(s->code)];
+	int err;
 
 	if (!s->code[0]) {
 		relay_conn_send_error(c, -PROTO_E_STATE,
 				      "There is no collaboration to end.");
 		return;
 	}
+	/* A code that cannot be deleted from the store would come back at
+	 * the next start: the retirement is refused, and the code stands. */
+	snprintf(code, sizeof(code), "%s", s->code);
+	s->code[0] = '\0';
+	err = relay_session_persist(s, c, event);
+	snprintf(s->code, sizeof(s->code), "%s", code);
+	if (err) {
+		relay_conn_send_error(c, err, NULL);
+		return;
+	}
 	relay_log(event, "desktop=%s", s->desktop);
-	relay_audit(c->relay, c->who.user, event, s->desktop,
-		    relay_owner_via(c));
 	relay_session_drop_code(s);
 	if (s->guest && s->guest->role == RELAY_ROLE_GUEST)
 		relay_conn_refuse(s->guest, guest_err, NULL);

@@ -9,11 +9,19 @@
  * that fills in the same table; nothing else changes.
  *
  * Calling convention, for every op:
- *   - returns 0 or a negative -PROTO_E_* code.  A backend failure (disk,
- *     corruption, lock timeout) is -PROTO_E_INTERNAL, and
- *     st->ops->why(st) then says what failed in a sentence (valid until
- *     the next op); a missing row is -PROTO_E_NOT_FOUND; an argument
- *     that is not valid (NULL id, unknown state) is -PROTO_E_MALFORMED.
+ *   - returns 0 or a negative -PROTO_E_* code:
+ *       -PROTO_E_STORAGE: the backend cannot write now (disk full,
+ *         locked by another process past a short wait, read-only, an I/O
+ *         error).  Nothing was changed and the caller refuses the action
+ *         with storage_unavailable; the same op succeeds once the cause
+ *         is gone, with no restart.
+ *       -PROTO_E_INTERNAL: any other backend failure (corruption, a row
+ *         this relay cannot read).
+ *       For both, st->ops->why(st) says what failed in a sentence
+ *       (valid until the next op).
+ *       -PROTO_E_NOT_FOUND: a missing row.  -PROTO_E_STATE: a row that
+ *       must not exist already does.  -PROTO_E_MALFORMED: an argument
+ *       that is not valid (NULL id, unknown state, unsupported mask).
  *   - strings are NUL-terminated and copied by the store: the caller's
  *     buffers need only live for the call.
  *   - list callbacks get strings owned by the store, valid only during
@@ -22,8 +30,13 @@
  *     callback must not call the store.
  *   - every write is durable when the op returns 0, to the extent of a
  *     process crash (a power cut may lose the last writes, never corrupt
- *     the store).
- *   - one store belongs to one thread (the relay's event loop).
+ *     the store).  Writes between begin and commit are one change: after
+ *     a crash, or when commit fails, none of them is stored.
+ *   - one store belongs to one thread (the relay's event loop), so no op
+ *     may cost more than a bounded amount of work however many rows are
+ *     stored: lookups are by key or index, and every op that returns or
+ *     deletes many rows takes a limit.  Nothing is deleted unless the
+ *     operator asked (the prune ops, run by relay_retain.c).
  * Times are unix seconds.
  */
 #ifndef ASP_RELAY_STORE_H
@@ -122,8 +135,15 @@ struct relay_store_ops {
 	int (*perm_set)(struct relay_store *st, const char *user, bool help,
 			bool collab);
 
+	/* One change made of several writes (an assistance state and its
+	 * audit event): begin, the writes, then commit, which stores all of
+	 * them or, if any write in between failed, none (returning that
+	 * write's error).  No reads and no nested begin in between. */
+	int (*begin)(struct relay_store *st);
+	int (*commit)(struct relay_store *st);
+
 	/* Assistance requests.  create refuses an id that exists with
-	 * -PROTO_E_BUSY; set_state and get return -PROTO_E_NOT_FOUND for
+	 * -PROTO_E_STATE; set_state and get return -PROTO_E_NOT_FOUND for
 	 * an unknown id.  set_state records admin unless it is NULL. */
 	int (*assist_create)(struct relay_store *st,
 			     const struct relay_store_assist *a);
@@ -132,9 +152,29 @@ struct relay_store_ops {
 				const char *admin);
 	int (*assist_get)(struct relay_store *st, const char *id,
 			  struct relay_store_assist *out);
-	/* Requests whose state's bit is in mask, oldest first. */
+	/* One page of requests whose state's bit is in mask, oldest first
+	 * (by requested_at, then id): at most limit (>= 1) of them, starting
+	 * after the request `after` (the last one of the previous page;
+	 * NULL or "" for the first page; -PROTO_E_NOT_FOUND if it is not
+	 * stored).  mask is RELAY_ASSIST_OPEN, RELAY_ASSIST_ALL or one
+	 * state's bit; any other is -PROTO_E_MALFORMED. */
 	int (*assist_list)(struct relay_store *st, unsigned mask,
+			   const char *after, unsigned limit,
 			   relay_store_assist_cb cb, void *arg);
+	/* The desktop's open request (the oldest, should there be several);
+	 * -PROTO_E_NOT_FOUND if it has none. */
+	int (*assist_open_for)(struct relay_store *st, const char *desktop,
+			       struct relay_store_assist *out);
+	/* Up to cap waiting requests (pending, invited, accepted) with
+	 * expires_at <= now, the earliest first, into out[]; their number
+	 * in *n. */
+	int (*assist_due)(struct relay_store *st, int64_t now,
+			  struct relay_store_assist *out, unsigned cap,
+			  unsigned *n);
+	/* Deletes up to limit finished requests (ended, declined, expired)
+	 * with requested_at < before, the oldest first; *n says how many. */
+	int (*assist_prune)(struct relay_store *st, int64_t before,
+			    unsigned limit, unsigned *n);
 
 	/* Audit log.  query calls cb for the latest `limit` events with
 	 * time >= since, oldest first (ties in the order appended). */
@@ -143,6 +183,10 @@ struct relay_store_ops {
 			    const char *desktop, const char *detail);
 	int (*audit_query)(struct relay_store *st, int64_t since,
 			   unsigned limit, relay_store_event_cb cb, void *arg);
+	/* Deletes up to limit events with time < before, the oldest first;
+	 * *n says how many. */
+	int (*audit_prune)(struct relay_store *st, int64_t before,
+			   unsigned limit, unsigned *n);
 };
 
 /* Every backend's handle starts with this; backends extend it. */

@@ -10,6 +10,14 @@
  * version in PRAGMA user_version and is migrated forward in a
  * transaction per step, so an older file is upgraded and a newer one
  * (from a later relay) is refused rather than misread.
+ *
+ * The loop must not slow down as the tables grow: every query goes
+ * through an index (the open requests and the pending ones by expiry
+ * have partial indexes of their own, named in the queries with INDEXED
+ * BY so the planner cannot fall back to a scan and sort; finished rows
+ * cost them nothing),
+ * lists are paged, and the prune deletes are batched.  SQLite's result
+ * codes are sorted at one place, store_err, into the contract's errors.
  */
 #include "relay/relay_store.h"
 
@@ -27,13 +35,21 @@
 #include "relay/relay_alloc.h"
 
 /* How long a write waits for a lock held by another process (an admin
- * inspecting the file with the sqlite3 shell, say) before failing. */
-#define STORE_BUSY_MS 2000
+ * inspecting the file with the sqlite3 shell, say) before failing with
+ * storage_unavailable.  The event loop waits with it, so it is short. */
+#define STORE_BUSY_MS 200
 
 static const char *const STATE_NAMES[RELAY_ASSIST__COUNT] = {
 	"pending", "invited", "accepted", "active",
 	"ended",   "declined", "expired",
 };
+
+/* RELAY_ASSIST_OPEN in SQL: the partial indexes and the queries that
+ * use them must spell it the same way for SQLite to match them. */
+#define OPEN_SQL "state IN ('pending', 'invited', 'accepted', 'active')"
+#define FINISHED_SQL "state IN ('ended', 'declined', 'expired')"
+/* The states that expire (pending, invited, accepted). */
+#define WAITING_SQL "state IN ('pending', 'invited', 'accepted')"
 
 /* Migration i takes the schema from user_version i to i + 1. */
 static const char *const MIGRATIONS[] = {
@@ -64,6 +80,14 @@ static const char *const MIGRATIONS[] = {
 	"  desktop TEXT NOT NULL,"
 	"  detail TEXT NOT NULL);"
 	"CREATE INDEX audit_by_time ON audit (time, id);",
+
+	"DROP INDEX assist_by_time;"
+	"CREATE INDEX assist_by_time ON assist (requested_at, id);"
+	"CREATE INDEX assist_by_state ON assist (state, requested_at, id);"
+	"CREATE INDEX assist_open ON assist (requested_at, id) WHERE " OPEN_SQL ";"
+	"CREATE INDEX assist_open_desktop ON assist (desktop, requested_at) "
+	"  WHERE " OPEN_SQL ";"
+	"CREATE INDEX assist_due ON assist (expires_at) WHERE " WAITING_SQL ";",
 };
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -80,8 +104,17 @@ enum {
 	ST_ASSIST_STATE,
 	ST_ASSIST_GET,
 	ST_ASSIST_ALL,
+	ST_ASSIST_OPEN,
+	ST_ASSIST_ONE_STATE,
+	ST_ASSIST_OPEN_FOR,
+	ST_ASSIST_DUE,
+	ST_ASSIST_PRUNE,
 	ST_AUDIT_ADD,
 	ST_AUDIT_QUERY,
+	ST_AUDIT_PRUNE,
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
 	ST__COUNT
 };
 
@@ -99,20 +132,47 @@ static const char *const SQL[ST__COUNT] = {
 	[ST_ASSIST_STATE] = "UPDATE assist SET state = ?2, "
 			    "admin = COALESCE(?3, admin) WHERE id = ?1",
 	[ST_ASSIST_GET] = "SELECT " ASSIST_COLS " FROM assist WHERE id = ?",
+	/* Pages: ?1, ?2 are the previous page's last (requested_at, id). */
 	[ST_ASSIST_ALL] = "SELECT " ASSIST_COLS " FROM assist "
-			  "ORDER BY requested_at, rowid",
+			  "WHERE (requested_at, id) > (?1, ?2) "
+			  "ORDER BY requested_at, id LIMIT ?3",
+	[ST_ASSIST_OPEN] = "SELECT " ASSIST_COLS " FROM assist "
+			   "INDEXED BY assist_open "
+			   "WHERE " OPEN_SQL " AND (requested_at, id) > (?1, ?2) "
+			   "ORDER BY requested_at, id LIMIT ?3",
+	[ST_ASSIST_ONE_STATE] = "SELECT " ASSIST_COLS " FROM assist "
+				"WHERE state = ?4 AND (requested_at, id) > (?1, ?2) "
+				"ORDER BY requested_at, id LIMIT ?3",
+	[ST_ASSIST_OPEN_FOR] = "SELECT " ASSIST_COLS " FROM assist "
+			       "WHERE desktop = ? AND " OPEN_SQL
+			       " ORDER BY requested_at LIMIT 1",
+	[ST_ASSIST_DUE] = "SELECT " ASSIST_COLS " FROM assist "
+			  "INDEXED BY assist_due "
+			  "WHERE " WAITING_SQL " AND expires_at <= ? "
+			  "ORDER BY expires_at LIMIT ?",
+	[ST_ASSIST_PRUNE] = "DELETE FROM assist WHERE rowid IN ("
+			    "  SELECT rowid FROM assist WHERE " FINISHED_SQL
+			    "  AND requested_at < ? LIMIT ?)",
 	[ST_AUDIT_ADD] = "INSERT INTO audit (time, actor, event, desktop, detail) "
 			 "VALUES (?, ?, ?, ?, ?)",
 	[ST_AUDIT_QUERY] = "SELECT time, actor, event, desktop, detail FROM ("
 			   "  SELECT * FROM audit WHERE time >= ?"
 			   "  ORDER BY time DESC, id DESC LIMIT ?"
 			   ") ORDER BY time, id",
+	[ST_AUDIT_PRUNE] = "DELETE FROM audit WHERE id IN ("
+			   "  SELECT id FROM audit WHERE time < ?"
+			   "  ORDER BY time, id LIMIT ?)",
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
 };
 
 struct store_sqlite {
 	struct relay_store base; /* first, so the handle casts both ways */
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST__COUNT];
+	bool in_batch;  /* between begin and commit */
+	int batch_err;  /* the first failed write of the batch, or 0 */
 	char why[256];
 };
 
@@ -137,12 +197,50 @@ int relay_assist_state_parse(const char *s, enum relay_assist_state *out)
 	return -PROTO_E_MALFORMED;
 }
 
-/* Records why an SQLite call failed; returns -PROTO_E_INTERNAL. */
-static int store_fail(struct store_sqlite *s, const char *what)
+/* Sorts an SQLite result code into the contract's errors, records why
+ * the call failed, and remembers the first failure of a batch so that
+ * commit stores none of it. */
+static int store_err(struct store_sqlite *s, int rc, const char *what)
 {
+	int err;
+
+	switch (rc & 0xff) {
+	case SQLITE_CONSTRAINT:
+		err = -PROTO_E_STATE; /* the key exists: the caller's mistake */
+		break;
+	case SQLITE_FULL:
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_READONLY:
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PROTOCOL:
+		err = -PROTO_E_STORAGE; /* passes once the disk or lock does */
+		break;
+	default:
+		err = -PROTO_E_INTERNAL;
+		break;
+	}
 	proto_err_set(s->why, sizeof s->why, "relay.db: %s: %s", what,
 		      sqlite3_errmsg(s->db));
-	return -PROTO_E_INTERNAL;
+	if (s->in_batch && !s->batch_err)
+		s->batch_err = err;
+	return err;
+}
+
+/* A write's result: a batch remembers its first failure, whatever it
+ * was (a missing row, a bad argument, the disk). */
+static int batch_note(struct store_sqlite *s, int rc)
+{
+	if (rc && s->in_batch && !s->batch_err)
+		s->batch_err = rc;
+	return rc;
+}
+
+/* A failure with no more precise code (binding, preparing). */
+static int store_fail(struct store_sqlite *s, const char *what)
+{
+	return store_err(s, sqlite3_errcode(s->db), what);
 }
 
 /* The statement, reset and ready for new bindings. */
@@ -172,13 +270,7 @@ static int stmt_run(struct store_sqlite *s, sqlite3_stmt *stmt,
 {
 	int rc = sqlite3_step(stmt);
 
-	/* A duplicate key is the caller's mistake, not the store's. */
-	if (rc == SQLITE_CONSTRAINT)
-		rc = -PROTO_E_BUSY;
-	else if (rc != SQLITE_DONE)
-		rc = store_fail(s, what);
-	else
-		rc = 0;
+	rc = rc == SQLITE_DONE ? 0 : store_err(s, rc, what);
 	sqlite3_reset(stmt);
 	return rc;
 }
@@ -209,7 +301,7 @@ static int collab_put(struct relay_store *st, const char *desktop,
 	sqlite3_stmt *stmt = stmt_get(s, ST_COLLAB_PUT);
 
 	if (!id_ok(desktop) || !owner_key)
-		return -PROTO_E_MALFORMED;
+		return batch_note(s, -PROTO_E_MALFORMED);
 	if (!bind_str(stmt, 1, desktop) || !bind_str(stmt, 2, code) ||
 	    !bind_str(stmt, 3, owner_key) || !bind_str(stmt, 4, user))
 		return store_fail(s, "collab put");
@@ -222,7 +314,7 @@ static int collab_del(struct relay_store *st, const char *desktop)
 	sqlite3_stmt *stmt = stmt_get(s, ST_COLLAB_DEL);
 
 	if (!desktop)
-		return -PROTO_E_MALFORMED;
+		return batch_note(s, -PROTO_E_MALFORMED);
 	if (!bind_str(stmt, 1, desktop))
 		return store_fail(s, "collab del");
 	return stmt_run(s, stmt, "collab del");
@@ -238,7 +330,7 @@ static int stmt_rows(struct store_sqlite *s, sqlite3_stmt *stmt,
 	while (!stop && (rc = sqlite3_step(stmt)) == SQLITE_ROW)
 		stop = row(stmt, ctx);
 	if (!stop && rc != SQLITE_DONE)
-		stop = store_fail(s, what);
+		stop = store_err(s, rc, what);
 	sqlite3_reset(stmt);
 	return stop;
 }
@@ -251,7 +343,6 @@ struct walk {
 		relay_store_event_cb event;
 	} cb;
 	void *arg;
-	unsigned mask; /* assist_list's state filter */
 };
 
 static int collab_row(sqlite3_stmt *stmt, void *ctx)
@@ -309,7 +400,7 @@ static int perm_set(struct relay_store *st, const char *user, bool help,
 	sqlite3_stmt *stmt = stmt_get(s, ST_PERM_SET);
 
 	if (!id_ok(user))
-		return -PROTO_E_MALFORMED;
+		return batch_note(s, -PROTO_E_MALFORMED);
 	if (!bind_str(stmt, 1, user) || !bind_int(stmt, 2, help) ||
 	    !bind_int(stmt, 3, collab))
 		return store_fail(s, "permission set");
@@ -331,7 +422,7 @@ static int assist_create(struct relay_store *st,
 	sqlite3_stmt *stmt = stmt_get(s, ST_ASSIST_NEW);
 
 	if (!a || !assist_valid(a))
-		return -PROTO_E_MALFORMED;
+		return batch_note(s, -PROTO_E_MALFORMED);
 	if (!bind_str(stmt, 1, a->id) || !bind_str(stmt, 2, a->desktop) ||
 	    !bind_str(stmt, 3, a->user) || !bind_str(stmt, 4, a->initiator) ||
 	    !bind_str(stmt, 5, a->admin) || !bind_int(stmt, 6, a->requested_at) ||
@@ -349,14 +440,14 @@ static int assist_set_state(struct relay_store *st, const char *id,
 	int rc;
 
 	if (!id || (unsigned)state >= RELAY_ASSIST__COUNT)
-		return -PROTO_E_MALFORMED;
+		return batch_note(s, -PROTO_E_MALFORMED);
 	if (!bind_str(stmt, 1, id) || !bind_str(stmt, 2, STATE_NAMES[state]) ||
 	    !bind_str(stmt, 3, admin))
 		return store_fail(s, "assist state");
 	rc = stmt_run(s, stmt, "assist state");
 	if (rc == 0 && sqlite3_changes(s->db) == 0)
-		return -PROTO_E_NOT_FOUND;
-	return rc;
+		rc = -PROTO_E_NOT_FOUND;
+	return batch_note(s, rc);
 }
 
 /* Fills *a from a row of ASSIST_COLS; false if the state is unknown. */
@@ -372,27 +463,33 @@ static bool assist_from_row(sqlite3_stmt *stmt, struct relay_store_assist *a)
 	return relay_assist_state_parse(col_str(stmt, 7), &a->state) == 0;
 }
 
-static int assist_get(struct relay_store *st, const char *id,
-		      struct relay_store_assist *out)
+/* Runs statement `which`, keyed by key, for at most one request. */
+static int assist_one(struct store_sqlite *s, int which, const char *key,
+		      struct relay_store_assist *out, const char *what)
 {
-	struct store_sqlite *s = sq(st);
-	sqlite3_stmt *stmt = stmt_get(s, ST_ASSIST_GET);
+	sqlite3_stmt *stmt = stmt_get(s, which);
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if (!id)
+	if (!key)
 		return -PROTO_E_MALFORMED;
-	if (!bind_str(stmt, 1, id))
-		return store_fail(s, "assist get");
+	if (!bind_str(stmt, 1, key))
+		return store_fail(s, what);
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW && !assist_from_row(stmt, out))
 		rc = SQLITE_CORRUPT;
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		rc = store_fail(s, "assist get");
+		rc = store_err(s, rc, what);
 	else
 		rc = rc == SQLITE_ROW ? 0 : -PROTO_E_NOT_FOUND;
 	sqlite3_reset(stmt);
 	return rc;
+}
+
+static int assist_get(struct relay_store *st, const char *id,
+		      struct relay_store_assist *out)
+{
+	return assist_one(sq(st), ST_ASSIST_GET, id, out, "assist get");
 }
 
 static int assist_row(sqlite3_stmt *stmt, void *ctx)
@@ -402,22 +499,108 @@ static int assist_row(sqlite3_stmt *stmt, void *ctx)
 
 	/* Rows with a state this relay does not know are skipped: a later
 	 * relay may have written them. */
-	if (!assist_from_row(stmt, &a) ||
-	    !(w->mask & RELAY_ASSIST_BIT(a.state)))
+	if (!assist_from_row(stmt, &a))
 		return 0;
 	return w->cb.assist(&a, w->arg);
 }
 
+/* The statement for a list mask, with the state bound if it needs one. */
+static sqlite3_stmt *assist_list_stmt(struct store_sqlite *s, unsigned mask)
+{
+	sqlite3_stmt *stmt;
+
+	if (mask == RELAY_ASSIST_ALL)
+		return stmt_get(s, ST_ASSIST_ALL);
+	if (mask == RELAY_ASSIST_OPEN)
+		return stmt_get(s, ST_ASSIST_OPEN);
+	for (int i = 0; i < RELAY_ASSIST__COUNT; i++) {
+		if (mask != RELAY_ASSIST_BIT(i))
+			continue;
+		stmt = stmt_get(s, ST_ASSIST_ONE_STATE);
+		return bind_str(stmt, 4, STATE_NAMES[i]) ? stmt : NULL;
+	}
+	return NULL;
+}
+
 static int assist_list(struct relay_store *st, unsigned mask,
+		       const char *after, unsigned limit,
 		       relay_store_assist_cb cb, void *arg)
 {
 	struct store_sqlite *s = sq(st);
-	struct walk w = { .cb.assist = cb, .arg = arg, .mask = mask };
+	struct walk w = { .cb.assist = cb, .arg = arg };
+	struct relay_store_assist from = { .requested_at = INT64_MIN };
+	sqlite3_stmt *stmt;
+	int rc;
 
-	if (!cb)
+	if (!cb || limit == 0)
 		return -PROTO_E_MALFORMED;
-	return stmt_rows(s, stmt_get(s, ST_ASSIST_ALL), "assist list",
-			 assist_row, &w);
+	if (after && *after) {
+		rc = assist_get(st, after, &from);
+		if (rc)
+			return rc;
+	}
+	stmt = assist_list_stmt(s, mask);
+	if (!stmt)
+		return -PROTO_E_MALFORMED;
+	if (!bind_int(stmt, 1, from.requested_at) ||
+	    !bind_str(stmt, 2, from.id) || !bind_int(stmt, 3, limit))
+		return store_fail(s, "assist list");
+	return stmt_rows(s, stmt, "assist list", assist_row, &w);
+}
+
+static int assist_open_for(struct relay_store *st, const char *desktop,
+			   struct relay_store_assist *out)
+{
+	return assist_one(sq(st), ST_ASSIST_OPEN_FOR, desktop, out,
+			  "assist open");
+}
+
+static int assist_due(struct relay_store *st, int64_t now,
+		      struct relay_store_assist *out, unsigned cap,
+		      unsigned *n)
+{
+	struct store_sqlite *s = sq(st);
+	sqlite3_stmt *stmt = stmt_get(s, ST_ASSIST_DUE);
+	int rc = SQLITE_DONE;
+
+	*n = 0;
+	if (!out || cap == 0)
+		return -PROTO_E_MALFORMED;
+	if (!bind_int(stmt, 1, now) || !bind_int(stmt, 2, cap))
+		return store_fail(s, "assist due");
+	while (*n < cap && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (assist_from_row(stmt, &out[*n]))
+			(*n)++;
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
+						    store_err(s, rc, "assist due");
+	sqlite3_reset(stmt);
+	return rc;
+}
+
+/* Runs a batched DELETE bound to (before, limit); *n rows went. */
+static int prune_run(struct store_sqlite *s, int which, int64_t before,
+		     unsigned limit, unsigned *n, const char *what)
+{
+	sqlite3_stmt *stmt = stmt_get(s, which);
+	int rc;
+
+	*n = 0;
+	if (limit == 0)
+		return -PROTO_E_MALFORMED;
+	if (!bind_int(stmt, 1, before) || !bind_int(stmt, 2, limit))
+		return store_fail(s, what);
+	rc = stmt_run(s, stmt, what);
+	if (rc == 0)
+		*n = (unsigned)sqlite3_changes(s->db);
+	return rc;
+}
+
+static int assist_prune(struct relay_store *st, int64_t before,
+			unsigned limit, unsigned *n)
+{
+	return prune_run(sq(st), ST_ASSIST_PRUNE, before, limit, n,
+			 "assist prune");
 }
 
 static int audit_append(struct relay_store *st, int64_t time,
@@ -428,7 +611,7 @@ static int audit_append(struct relay_store *st, int64_t time,
 	sqlite3_stmt *stmt = stmt_get(s, ST_AUDIT_ADD);
 
 	if (!actor || !event)
-		return -PROTO_E_MALFORMED;
+		return batch_note(s, -PROTO_E_MALFORMED);
 	if (!bind_int(stmt, 1, time) || !bind_str(stmt, 2, actor) ||
 	    !bind_str(stmt, 3, event) ||
 	    !bind_str(stmt, 4, desktop ? desktop : "") ||
@@ -465,6 +648,46 @@ static int audit_query(struct relay_store *st, int64_t since, unsigned limit,
 	return stmt_rows(s, stmt, "audit query", event_row, &w);
 }
 
+static int audit_prune(struct relay_store *st, int64_t before, unsigned limit,
+		       unsigned *n)
+{
+	return prune_run(sq(st), ST_AUDIT_PRUNE, before, limit, n,
+			 "audit prune");
+}
+
+static int store_begin(struct relay_store *st)
+{
+	struct store_sqlite *s = sq(st);
+	int rc;
+
+	if (s->in_batch)
+		return -PROTO_E_STATE;
+	rc = stmt_run(s, stmt_get(s, ST_BEGIN), "begin");
+	if (rc == 0) {
+		s->in_batch = true;
+		s->batch_err = 0;
+	}
+	return rc;
+}
+
+static int store_commit(struct relay_store *st)
+{
+	struct store_sqlite *s = sq(st);
+	int rc;
+
+	if (!s->in_batch)
+		return -PROTO_E_STATE;
+	rc = s->batch_err;
+	if (rc == 0)
+		rc = stmt_run(s, stmt_get(s, ST_COMMIT), "commit");
+	s->in_batch = false;
+	/* SQLite may have rolled back already (a full disk does that). */
+	if (rc < 0 && !sqlite3_get_autocommit(s->db))
+		sqlite3_step(stmt_get(s, ST_ROLLBACK));
+	sqlite3_reset(s->stmt[ST_ROLLBACK]);
+	return rc;
+}
+
 static const char *store_why(const struct relay_store *st)
 {
 	return ((const struct store_sqlite *)st)->why;
@@ -494,9 +717,15 @@ static const struct relay_store_ops SQLITE_OPS = {
 	.assist_create = assist_create,
 	.assist_set_state = assist_set_state,
 	.assist_get = assist_get,
+	.begin = store_begin,
+	.commit = store_commit,
 	.assist_list = assist_list,
+	.assist_open_for = assist_open_for,
+	.assist_due = assist_due,
+	.assist_prune = assist_prune,
 	.audit_append = audit_append,
 	.audit_query = audit_query,
+	.audit_prune = audit_prune,
 };
 
 static int exec_sql(struct store_sqlite *s, const char *sql, const char *what)
@@ -541,7 +770,7 @@ static int migrate_step(struct store_sqlite *s, int v)
 
 static int schema_migrate(struct store_sqlite *s)
 {
-	int v, rc;
+	int v = 0, rc;
 
 	rc = user_version(s, &v);
 	if (rc < 0)

@@ -932,7 +932,8 @@ static int cmd_assist(struct admin *a, int argc, char **argv)
 	const char *sub = argc > 1 ? argv[1] : "";
 
 	if (strcmp(sub, "list") == 0 && argc == 2)
-		return print_list(a, "/api/assist", "requests", print_assist);
+		return print_list(a, "/api/assist?limit=1000", "requests",
+				  print_assist);
 	if (strcmp(sub, "start") == 0 && argc == 3)
 		return assist_start(a, argv[2]);
 	if ((strcmp(sub, "accept") == 0 || strcmp(sub, "decline") == 0 ||

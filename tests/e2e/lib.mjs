@@ -618,12 +618,13 @@ export class Relay {
 }
 
 // Runs body with a fresh relay (opts.args: extra relay arguments, opts.env:
-// extra environment, opts.bin, opts.bare, opts.data, opts.cwd: see Relay), then tears
-// everything down and checks the relay's exit.  A body failure is reported
-// with the relay's stderr.
+// extra environment, opts.bin, opts.bare, opts.data, opts.cwd: see Relay;
+// opts.RelayClass: a subclass of Relay), then tears everything down and
+// checks the relay's exit.  A body failure is reported with the relay's
+// stderr.
 export async function withRelay(opts, body) {
   if (typeof opts === 'function') { body = opts; opts = {}; }
-  const relay = new Relay(opts.args || [], opts.env || {}, opts);
+  const relay = new (opts.RelayClass || Relay)(opts.args || [], opts.env || {}, opts);
   let err = null;
   try {
     await relay.ready();

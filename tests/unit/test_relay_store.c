@@ -188,7 +188,19 @@ static void expect_assists(struct relay_store *st, unsigned mask,
 {
 	char got[512] = "";
 
-	assert_int_equal(st->ops->assist_list(st, mask, assist_cat, got), 0);
+	assert_int_equal(st->ops->assist_list(st, mask, NULL, 100, assist_cat,
+					      got), 0);
+	assert_string_equal(got, want);
+}
+
+/* One page of at most limit after `after`. */
+static void expect_page(struct relay_store *st, unsigned mask,
+			const char *after, unsigned limit, const char *want)
+{
+	char got[512] = "";
+
+	assert_int_equal(st->ops->assist_list(st, mask, after, limit,
+					      assist_cat, got), 0);
 	assert_string_equal(got, want);
 }
 
@@ -202,7 +214,7 @@ static void test_assist_lifecycle(void **state)
 
 	assert_int_equal(st->ops->assist_create(st, &a), 0);
 	assert_int_equal(st->ops->assist_create(st, &b), 0);
-	assert_int_equal(st->ops->assist_create(st, &a), -PROTO_E_BUSY);
+	assert_int_equal(st->ops->assist_create(st, &a), -PROTO_E_STATE);
 	assert_int_equal(st->ops->assist_get(st, "r1", &got), 0);
 	assert_memory_equal(&got, &a, sizeof a);
 	assert_int_equal(st->ops->assist_set_state(st, "r1",
@@ -232,6 +244,187 @@ static void test_assist_lifecycle(void **state)
 	a = assist_of("r3", 1, RELAY_ASSIST_PENDING);
 	snprintf(a.initiator, sizeof a.initiator, "robot");
 	assert_int_equal(st->ops->assist_create(st, &a), -PROTO_E_MALFORMED);
+}
+
+static void create_all(struct relay_store *st,
+		       const struct relay_store_assist *a, int n)
+{
+	for (int i = 0; i < n; i++)
+		assert_int_equal(st->ops->assist_create(st, &a[i]), 0);
+}
+
+/* Pages are in (requested_at, id) order, ties included, and a mask
+ * filters before the limit counts. */
+static void test_assist_pages(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+	const struct relay_store_assist a[] = {
+		assist_of("e", 30, RELAY_ASSIST_ENDED),
+		assist_of("b", 10, RELAY_ASSIST_PENDING),
+		assist_of("a", 10, RELAY_ASSIST_EXPIRED),
+		assist_of("d", 20, RELAY_ASSIST_ACTIVE),
+		assist_of("c", 10, RELAY_ASSIST_INVITED),
+	};
+	char got[64] = "";
+
+	create_all(st, a, 5);
+	expect_page(st, RELAY_ASSIST_ALL, NULL, 2, "a:expired;b:pending;");
+	expect_page(st, RELAY_ASSIST_ALL, "b", 2, "c:invited;d:active;");
+	expect_page(st, RELAY_ASSIST_ALL, "d", 2, "e:ended;");
+	expect_page(st, RELAY_ASSIST_ALL, "e", 2, "");
+	expect_page(st, RELAY_ASSIST_OPEN, "", 2, "b:pending;c:invited;");
+	expect_page(st, RELAY_ASSIST_OPEN, "c", 2, "d:active;");
+	/* The cursor may be a row the mask leaves out. */
+	expect_page(st, RELAY_ASSIST_OPEN, "a", 1, "b:pending;");
+	expect_page(st, RELAY_ASSIST_BIT(RELAY_ASSIST_ENDED), NULL, 5,
+		    "e:ended;");
+	assert_int_equal(st->ops->assist_list(st, RELAY_ASSIST_OPEN, "zz", 5,
+					      assist_cat, got),
+			 -PROTO_E_NOT_FOUND);
+	assert_int_equal(st->ops->assist_list(st,
+		RELAY_ASSIST_BIT(RELAY_ASSIST_ENDED) |
+		RELAY_ASSIST_BIT(RELAY_ASSIST_EXPIRED), NULL, 5, assist_cat,
+		got), -PROTO_E_MALFORMED);
+	assert_int_equal(st->ops->assist_list(st, RELAY_ASSIST_ALL, NULL, 0,
+					      assist_cat, got),
+			 -PROTO_E_MALFORMED);
+	assert_string_equal(got, "");
+}
+
+static void test_assist_open_for_and_due(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+	struct relay_store_assist a[] = {
+		assist_of("old", 10, RELAY_ASSIST_ENDED),
+		assist_of("p1", 50, RELAY_ASSIST_PENDING),
+		assist_of("p2", 40, RELAY_ASSIST_PENDING),
+		assist_of("p3", 45, RELAY_ASSIST_PENDING),
+		assist_of("act", 5, RELAY_ASSIST_ACTIVE),
+	}, got, due[2];
+	unsigned n = 9;
+
+	snprintf(a[1].desktop, sizeof a[1].desktop, "desk-old");
+	create_all(st, a, 5);
+	assert_int_equal(st->ops->assist_open_for(st, "desk-old", &got), 0);
+	assert_string_equal(got.id, "p1");
+	assert_int_equal(st->ops->assist_open_for(st, "desk-none", &got),
+			 -PROTO_E_NOT_FOUND);
+	/* Due: waiting (pending, invited, accepted) with expires_at
+	 * (requested_at + 600) <= now, the earliest first, at most cap; an
+	 * active one does not expire. */
+	assert_int_equal(st->ops->assist_due(st, 639, due, 2, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(st->ops->assist_due(st, 1000, due, 2, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(due[0].id, "p2");
+	assert_string_equal(due[1].id, "p3");
+	assert_int_equal(st->ops->assist_set_state(st, "p2",
+						   RELAY_ASSIST_EXPIRED, NULL),
+			 0);
+	assert_int_equal(st->ops->assist_due(st, 645, due, 2, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(due[0].id, "p3");
+}
+
+static void expect_events(struct relay_store *st, int64_t since,
+			  unsigned limit, const char *want);
+
+/* Only finished requests older than the bound go, at most limit a call;
+ * audit events likewise by time. */
+static void test_prune(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+	const struct relay_store_assist a[] = {
+		assist_of("e1", 10, RELAY_ASSIST_ENDED),
+		assist_of("e2", 11, RELAY_ASSIST_DECLINED),
+		assist_of("e3", 12, RELAY_ASSIST_EXPIRED),
+		assist_of("live", 5, RELAY_ASSIST_ACTIVE),
+		assist_of("new", 100, RELAY_ASSIST_ENDED),
+	};
+	unsigned n = 0;
+
+	create_all(st, a, 5);
+	assert_int_equal(st->ops->assist_prune(st, 50, 2, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(st->ops->assist_prune(st, 50, 2, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(st->ops->assist_prune(st, 50, 2, &n), 0);
+	assert_int_equal(n, 0);
+	expect_assists(st, RELAY_ASSIST_ALL, "live:active;new:ended;");
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(st->ops->audit_append(st, i * 10, "a", "e",
+						       NULL, NULL), 0);
+	assert_int_equal(st->ops->audit_prune(st, 25, 100, &n), 0);
+	assert_int_equal(n, 3);
+	expect_events(st, 0, 100, "30 a e  ;40 a e  ;");
+	assert_int_equal(st->ops->audit_prune(st, 25, 0, &n),
+			 -PROTO_E_MALFORMED);
+}
+
+/* A batch is stored whole or not at all, even when the failing write is
+ * not the last. */
+static void test_batch_all_or_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+	struct relay_store_assist a = assist_of("r1", 10, RELAY_ASSIST_PENDING);
+	struct relay_store_assist got;
+
+	assert_int_equal(st->ops->begin(st), 0);
+	assert_int_equal(st->ops->begin(st), -PROTO_E_STATE);
+	assert_int_equal(st->ops->assist_create(st, &a), 0);
+	assert_int_equal(st->ops->assist_set_state(st, "nope",
+						   RELAY_ASSIST_ENDED, NULL),
+			 -PROTO_E_NOT_FOUND);
+	assert_int_equal(st->ops->audit_append(st, 10, "a", "e", NULL, NULL),
+			 0);
+	assert_int_equal(st->ops->commit(st), -PROTO_E_NOT_FOUND);
+	assert_int_equal(st->ops->assist_get(st, "r1", &got),
+			 -PROTO_E_NOT_FOUND);
+	expect_events(st, 0, 10, "");
+	assert_int_equal(st->ops->commit(st), -PROTO_E_STATE);
+
+	assert_int_equal(st->ops->begin(st), 0);
+	assert_int_equal(st->ops->assist_create(st, &a), 0);
+	assert_int_equal(st->ops->audit_append(st, 10, "a", "e", NULL, "r1"),
+			 0);
+	assert_int_equal(st->ops->commit(st), 0);
+	restart(f);
+	st = f->st;
+	assert_int_equal(st->ops->assist_get(st, "r1", &got), 0);
+	expect_events(st, 0, 10, "10 a e  r1;");
+}
+
+/* Another process's write lock: a write gives up after the short busy
+ * wait with storage_unavailable, reads still work (WAL), and the same
+ * write succeeds once the lock is gone. */
+static void test_locked_is_storage(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+	char path[96];
+	sqlite3 *other = NULL;
+	bool help = true, collab = true;
+
+	snprintf(path, sizeof path, "%s/relay.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL,
+				      NULL), SQLITE_OK);
+	assert_int_equal(st->ops->perm_set(st, "kim", true, false),
+			 -PROTO_E_STORAGE);
+	if (!strstr(st->ops->why(st), "locked"))
+		fail_msg("why: \"%s\", want the lock named", st->ops->why(st));
+	assert_int_equal(st->ops->perm_get(st, "kim", &help, &collab), 0);
+	assert_false(help);
+	assert_int_equal(st->ops->begin(st), -PROTO_E_STORAGE);
+	assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(other);
+	assert_int_equal(st->ops->perm_set(st, "kim", true, false), 0);
+	expect_perm(st, "kim", true, false);
 }
 
 static void test_assist_state_names(void **state)
@@ -358,7 +551,7 @@ static void test_file_is_private_wal(void **state)
 	if ((st.st_mode & 0777) != 0600)
 		fail_msg("relay.db mode %o, want 600", st.st_mode & 0777);
 	expect_pragma(f->dir, "journal_mode", "wal");
-	expect_pragma(f->dir, "user_version", "1");
+	expect_pragma(f->dir, "user_version", "2");
 }
 
 static void test_newer_schema_refused(void **state)
@@ -380,6 +573,37 @@ static void test_newer_schema_refused(void **state)
 	assert_null(st);
 	if (!strstr(why, "newer"))
 		fail_msg("why: \"%s\", want it to say the schema is newer", why);
+}
+
+/* A file from the relay before schema 2 (no indexes for open and due
+ * requests) is upgraded on open, its rows intact. */
+static void test_schema_1_upgraded(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store_assist a = assist_of("r1", 10, RELAY_ASSIST_PENDING);
+	struct relay_store_assist got;
+	char path[128];
+	sqlite3 *db = NULL;
+	unsigned n = 0;
+
+	assert_int_equal(f->st->ops->assist_create(f->st, &a), 0);
+	f->st->ops->close(f->st);
+	f->st = NULL;
+	snprintf(path, sizeof path, "%s/relay.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"DROP INDEX assist_by_time; DROP INDEX assist_by_state;"
+		"DROP INDEX assist_open; DROP INDEX assist_open_desktop;"
+		"DROP INDEX assist_due;"
+		"CREATE INDEX assist_by_time ON assist (requested_at);"
+		"PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	f->st = store_open(f->dir);
+	expect_pragma(f->dir, "user_version", "2");
+	assert_int_equal(f->st->ops->assist_open_for(f->st, "desk-r1", &got), 0);
+	assert_string_equal(got.id, "r1");
+	assert_int_equal(f->st->ops->assist_due(f->st, 610, &got, 1, &n), 0);
+	assert_int_equal(n, 1);
 }
 
 static void test_missing_dir(void **state)
@@ -432,11 +656,17 @@ int main(void)
 		T(test_collab_put_load_del),
 		T(test_permissions),
 		T(test_assist_lifecycle),
+		T(test_assist_pages),
+		T(test_assist_open_for_and_due),
+		T(test_prune),
+		T(test_batch_all_or_nothing),
+		T(test_locked_is_storage),
 		cmocka_unit_test(test_assist_state_names),
 		T(test_audit),
 		T(test_callback_stops),
 		T(test_file_is_private_wal),
 		T(test_newer_schema_refused),
+		T(test_schema_1_upgraded),
 		cmocka_unit_test(test_missing_dir),
 		T(test_survives_sigkill),
 	};
