@@ -110,7 +110,7 @@ static int relay_conn_write_some(struct relay_conn *c);
  * so it is marked and closed from its own writeable turn. */
 static void relay_conn_write_now(struct relay_conn *c)
 {
-	if (c->want_ping || c->relay->stopping ||
+	if (c->want_ping || c->write_failed || c->relay->stopping ||
 	    lws_partial_buffered(c->wsi)) {
 		relay_conn_want_write(c);
 		return;

@@ -203,7 +203,8 @@ static void fz_store_tidy(void)
 	}
 	do {
 		memset(ids, 0, sizeof ids);
-		st->ops->assist_list(st, RELAY_ASSIST_OPEN, fz_end_assist, ids);
+		st->ops->assist_list(st, RELAY_ASSIST_OPEN, NULL, 8,
+				     fz_end_assist, ids);
 		for (int i = 0; i < 8 && ids[i][0]; i++)
 			if (st->ops->assist_set_state(st, ids[i],
 						      RELAY_ASSIST_ENDED, NULL))
@@ -552,7 +553,7 @@ static const char *fz_secret(char x, char *buf)
 	case 'I':
 		buf[0] = '\0';
 		fz_relay.store->ops->assist_list(fz_relay.store,
-			RELAY_ASSIST_OPEN, fz_find_assist, buf);
+			RELAY_ASSIST_OPEN, NULL, 1000, fz_find_assist, buf);
 		return buf;
 	default:
 		return NULL;
