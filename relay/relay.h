@@ -105,6 +105,7 @@ struct relay_conn {
 	bool skip_video;        /* dropped video: wait for a keyframe */
 	bool slow;              /* being closed for not keeping up */
 	bool write_failed;      /* a direct write failed: close next turn */
+	bool slow_due;          /* over the backlog bound: refuse next turn */
 	uint64_t dropped;
 	int close_code;
 	char close_reason[32];

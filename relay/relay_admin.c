@@ -26,7 +26,7 @@ static char *relay_admin_dump(json_t *j)
 	json_decref(j);
 	if (s)
 		return s;
-	relay_guard_build_failed("admin-api");
+	relay_log_build_failed("admin-api");
 	return relay_xstrdup("{\"error\":{\"code\":\"internal\",\"message\":"
 			     "\"The relay could not complete the request. Try again.\"}}");
 }

@@ -86,6 +86,7 @@ static void relay_count_drops(struct relay_conn *c, uint8_t kind, uint32_t n)
  * flag stops the error's own push from coming back here. */
 static void relay_conn_kill_slow(struct relay_conn *c)
 {
+	c->slow_due = false;
 	if (c->slow)
 		return;
 	c->slow = true;
@@ -149,9 +150,14 @@ static void relay_conn_push(struct relay_conn *c, struct relay_frame *f)
 		relay_conn_write_now(c);
 	else
 		relay_conn_want_write(c);
-	/* Hosts too: a host that sends and never reads piles up errors. */
-	if (c->q.bytes > 4 * cfg->queue_bytes)
-		relay_conn_kill_slow(c);
+	/* Hosts too: a host that sends and never reads piles up errors.  The
+	 * refusal detaches c from its session, which the caller up the stack
+	 * may be in the middle of (a fan-out, a replay, a detach), so it is
+	 * made from c's own stall timer, at once but in its own turn. */
+	if (c->q.bytes > 4 * cfg->queue_bytes && !c->slow && !c->slow_due) {
+		c->slow_due = true;
+		relay_timer_start(&c->stall_timer, 0);
+	}
 }
 
 void relay_conn_send_always(struct relay_conn *c, struct relay_frame *f)
@@ -169,7 +175,7 @@ void relay_conn_send_json(struct relay_conn *c, char *json)
 		snprintf(what, sizeof(what), "to=%s desktop=%s",
 			 c->is_host ? "host" : "viewer",
 			 c->session ? c->session->desktop : "-");
-		relay_guard_build_failed(what);
+		relay_log_build_failed(what);
 		return;
 	}
 	f = relay_frame_text(json, strlen(json));
@@ -942,12 +948,14 @@ static void relay_conn_stall_check(struct relay_timer *t)
 	uint64_t now = relay_turn_mono_us();
 	uint64_t idle = now > c->last_progress_us ? now - c->last_progress_us : 0;
 
-	if (c->state == RELAY_ST_CLOSING || !c->q.count)
+	if (c->state == RELAY_ST_CLOSING)
 		return;
-	if (idle >= stall) {
+	if (c->slow_due || (c->q.count && idle >= stall)) {
 		relay_conn_kill_slow(c);
 		return;
 	}
+	if (!c->q.count)
+		return;
 	relay_timer_start(t, stall - idle);
 }
 

@@ -100,8 +100,10 @@ void relay_events_publish(struct relay *r, const char *event, const char *actor,
 		      (json_int_t)relay_clock_s(r));
 	data = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
-	if (!data)
+	if (!data) {
+		relay_log_build_failed("to=event-stream");
 		return;
+	}
 	/* Compact JSON has no newline, so it is one data: line. */
 	n = strlen(data) + 32;
 	text = relay_xmalloc(n);

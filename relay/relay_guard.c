@@ -13,7 +13,6 @@
 #include "relay/relay.h"
 #include "relay/relay_alloc.h"
 
-static uint64_t relay_guard_failed_builds;
 
 /* ---- counts ---------------------------------------------------------- */
 
@@ -142,17 +141,6 @@ size_t relay_guard_name(char *dst, size_t cap, const char *src)
 }
 
 /* ---- build failures --------------------------------------------------- */
-
-void relay_guard_build_failed(const char *what)
-{
-	relay_guard_failed_builds++;
-	relay_log("build-failed", "message=%s", what);
-}
-
-uint64_t relay_guard_build_failures(void)
-{
-	return relay_guard_failed_builds;
-}
 
 /* ---- tokens ------------------------------------------------------------ */
 

@@ -60,11 +60,6 @@ void relay_guard_free(struct relay_guard *g);
  * character boundary so it stays valid UTF-8.  Returns the length. */
 size_t relay_guard_name(char *dst, size_t cap, const char *src);
 
-/* A control message the relay failed to build: logged with `what` and
- * counted (asp_build_failures_total).  Never silent. */
-void relay_guard_build_failed(const char *what);
-uint64_t relay_guard_build_failures(void);
-
 /* Checks a verified token's times against the relay's clock: iat no
  * later than now + --token-skew, exp - iat at most --max-token-life.
  * 0, or -PROTO_E_UNAUTHORIZED with a sentence in why. */

@@ -136,7 +136,7 @@ char *relay_http_metrics_text(const struct relay *r, size_t *len)
 		     st->keyframe_mismatches);
 	relay_metric(&b, "asp_build_failures_total", "counter",
 		     "Control messages and API answers the relay failed to build.",
-		     relay_guard_build_failures());
+		     relay_log_build_failures());
 	relay_buf_printf(&b, "# HELP asp_dropped_total Messages dropped for slow viewers.\n"
 			 "# TYPE asp_dropped_total counter\n");
 	for (int k = PROTO_KIND_VIDEO; k <= PROTO_KIND_CONTROL; k++)

@@ -142,3 +142,16 @@ void relay_log(const char *event, const char *fmt, ...)
 	}
 	fwrite(b.p, 1, b.len, to);
 }
+
+static uint64_t relay_log_failed_builds;
+
+void relay_log_build_failed(const char *what)
+{
+	relay_log_failed_builds++;
+	relay_log("build-failed", "message=%s", what);
+}
+
+uint64_t relay_log_build_failures(void)
+{
+	return relay_log_failed_builds;
+}

@@ -17,6 +17,7 @@
 #define ASP_RELAY_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* Chooses the format of the lines that follow (text by default). */
@@ -29,5 +30,12 @@ void relay_log(const char *event, const char *fmt, ...)
 /* Sends the lines to f instead of stderr; NULL drops them (the fuzz
  * driver, whose stderr is libFuzzer's report). */
 void relay_log_to(FILE *f);
+
+/* A control message the relay failed to build (a JSON encoder refusing a
+ * string): logged as build-failed with `what` and counted for
+ * asp_build_failures_total.  Never silent.  Here, at the bottom floor,
+ * so every module that builds messages can report one. */
+void relay_log_build_failed(const char *what);
+uint64_t relay_log_build_failures(void);
 
 #endif

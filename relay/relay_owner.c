@@ -13,14 +13,19 @@
 
 void relay_owner_tell(struct relay_session *s, char *json)
 {
-	if (!json)
+	/* Who gets a copy is decided before anything is sent: a send may
+	 * change the session. */
+	struct relay_conn *owner = s->owner, *host = s->host;
+
+	if (!json) {
+		relay_log_build_failed("to=owner+host");
 		return;
-	if (s->owner)
-		relay_conn_send_json(s->owner,
-				     s->host ? relay_xstrdup(json) : json);
-	if (s->host)
-		relay_conn_send_json(s->host, json);
-	else if (!s->owner)
+	}
+	if (owner)
+		relay_conn_send_json(owner, host ? relay_xstrdup(json) : json);
+	if (host)
+		relay_conn_send_json(host, json);
+	else if (!owner)
 		free(json);
 }
 

@@ -680,8 +680,18 @@ static void relay_session_join_guest(struct relay_conn *c, const char *typed)
 		relay_conn_refuse(c, -PROTO_E_BAD_CODE, NULL);
 		return;
 	}
+	/* Both ends of a collaboration need the permission: the guest, and
+	 * the desktop's user whose code it is (a code that outlived a
+	 * revocation must not open the desktop). */
 	err = relay_session_permitted(c->relay, c->who.user,
 				      RELAY_PERM_COLLAB);
+	if (!err && s->user[0] &&
+	    relay_session_permitted(c->relay, s->user, RELAY_PERM_COLLAB)) {
+		relay_audit(c->relay, c->who.user, "refuse-no-permission",
+			    s->desktop, "desktop's user");
+		relay_conn_refuse(c, -PROTO_E_BAD_CODE, NULL);
+		return;
+	}
 	if (err) {
 		relay_audit(c->relay, c->who.user, "refuse-no-permission",
 			    s->desktop, "User Stream Collaboration");
@@ -1030,6 +1040,21 @@ static void relay_revoke_collect(const char *key, void *val, void *arg)
 #define RELAY_REVOKED_MSG \
 	"The permission \"User Stream Collaboration\" was revoked."
 
+static void relay_revoke_stored(struct relay_session *s, const char *user)
+{
+	struct relay_store *st = s->relay->store;
+	int err = st->ops->begin(st);
+
+	if (!err) {
+		st->ops->collab_del(st, s->desktop);
+		relay_audit(s->relay, "relay", "collab-revoked", s->desktop,
+			    user);
+		err = st->ops->commit(st);
+	}
+	if (err)
+		relay_log("store-error", "why=%s", st->ops->why(st));
+}
+
 /* One session touched by the revocation: a guest signed in as the user
  * is closed; a code the user's desktop shares is discarded, and so its
  * guest too.  May free s. */
@@ -1038,12 +1063,19 @@ static void relay_revoke_one(struct relay_session *s, const char *user)
 	bool owner_side = s->code[0] && !strcmp(s->user, user);
 
 	relay_log("collab-revoked", "desktop=%s", s->desktop);
-	relay_audit(s->relay, "relay", "collab-revoked", s->desktop, user);
 	if (owner_side) {
+		/* The stored code goes with the audit event, as one change, so
+		 * a restart does not bring it back.  If the store fails the
+		 * revocation still takes effect now; the join check on the
+		 * desktop's user keeps a code brought back from opening it. */
+		relay_revoke_stored(s, user);
 		relay_session_drop_code(s);
 		relay_session_notify(s->host, "collab_revoked",
 				     RELAY_REVOKED_MSG " The collaboration ended.",
 				     NULL);
+	} else {
+		relay_audit(s->relay, "relay", "collab-revoked", s->desktop,
+			    user);
 	}
 	if (s->guest && s->guest->role == RELAY_ROLE_GUEST &&
 	    (owner_side || !strcmp(s->guest->who.user, user))) {

@@ -264,11 +264,20 @@ static bool bind_int(sqlite3_stmt *stmt, int i, int64_t v)
 	return sqlite3_bind_int64(stmt, i, v) == SQLITE_OK;
 }
 
-/* Runs a statement that returns no rows. */
+/* Runs a statement that returns no rows.  Once a write of a batch has
+ * failed, SQLite may have rolled the transaction back by itself (a full
+ * disk, I/O, no memory), so a later write would run in autocommit and be
+ * stored alone: none runs, and the batch fails as a whole. */
 static int stmt_run(struct store_sqlite *s, sqlite3_stmt *stmt,
 		    const char *what)
 {
-	int rc = sqlite3_step(stmt);
+	int rc;
+
+	if (s->in_batch && s->batch_err) {
+		sqlite3_reset(stmt);
+		return s->batch_err;
+	}
+	rc = sqlite3_step(stmt);
 
 	rc = rc == SQLITE_DONE ? 0 : store_err(s, rc, what);
 	sqlite3_reset(stmt);

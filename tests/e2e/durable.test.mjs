@@ -59,8 +59,13 @@ test('after SIGKILL and a restart: the code still works when the host reconnects
   assert.equal(guest.joined.role, 'guest');
   await again.next('notify', 15000, isNotify('collab_joined'));
 
+  // The same request, expiry included; expires_in is counted from now, so
+  // it is left out of the comparison.
   const after = await relay.api('GET', '/assist');
-  assert.deepEqual(after.body.requests.find((r) => r.id === req.id), asked);
+  const { expires_in: leftBefore, ...askedFixed } = asked;
+  const { expires_in: leftAfter, ...afterFixed } = after.body.requests.find((r) => r.id === req.id);
+  assert.deepEqual(afterFixed, askedFixed);
+  assert.ok(leftAfter <= leftBefore, `expires_in went from ${leftBefore} to ${leftAfter}`);
   assert.deepEqual((await relay.api('GET', '/policy/lee')).body, { user: 'lee', help: true, collab: false });
   const auditAfter = (await relay.api('GET', '/audit?limit=1000')).body.events;
   assert.deepEqual(auditAfter.slice(0, auditBefore.length), auditBefore);
@@ -73,5 +78,19 @@ test('a discarded code stays discarded after a restart', () => withRestartable(a
   host.send({ type: 'discard' });
   await host.echo(); // on the same connection: the discard was handled
   await relay.killAndRestart();
+  await relay.joinRefused({ code }, 'bad_code', 4005);
+}));
+
+test('regression: a code revoked with "User Stream Collaboration" stays revoked after a restart, even when the permission comes back', () => withRestartable(async (relay) => {
+  await relay.policy(HOST_USER, { help: true, collab: true });
+  const host = await relay.host({ desktop: 'desk-revoked' });
+  const code = await Relay.share(host);
+  await relay.policy(HOST_USER, { help: true, collab: false });
+  await host.next('notify', 15000, isNotify('collab_revoked'));
+  await relay.killAndRestart();
+  // The guest holds the permission; the code is gone from the store, so
+  // nothing brings it back.
+  await relay.joinRefused({ code }, 'bad_code', 4005);
+  await relay.policy(HOST_USER, { help: true, collab: true });
   await relay.joinRefused({ code }, 'bad_code', 4005);
 }));

@@ -795,7 +795,7 @@ static void fz_hang_up(void)
 	fz_store_tidy();
 	/* A control message the relay could not build was never sent: a
 	 * defect the checks on what arrives cannot see. */
-	if (relay_guard_build_failures())
+	if (relay_log_build_failures())
 		fz_die("the relay failed to build a control message");
 }
 
