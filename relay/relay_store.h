@@ -138,7 +138,9 @@ struct relay_store_ops {
 	/* One change made of several writes (an assistance state and its
 	 * audit event): begin, the writes, then commit, which stores all of
 	 * them or, if any write in between failed, none (returning that
-	 * write's error).  No reads and no nested begin in between. */
+	 * write's error).  Once a write has failed, the later writes of the
+	 * batch are not tried and return the same error.  No reads and no
+	 * nested begin in between. */
 	int (*begin)(struct relay_store *st);
 	int (*commit)(struct relay_store *st);
 
