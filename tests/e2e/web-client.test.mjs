@@ -4,7 +4,7 @@
 // real relay and the real asp-host (its synthetic desktop, H.264), which
 // prints every input event it receives.  Every flow is clicked with the
 // words a person reads; what the relay refuses is checked word for word.
-// The tests also take the screenshots docs/ shows.
+// The tests also take the screenshots docs/ shows (ASP_DOCS_SCREENSHOT=1).
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -23,7 +23,9 @@ const ASSIST_ENDED = 'Remote assistance ended.';
 const DETAIL = 200;
 const DESKTOP_VIEW = { width: 1280, height: 720 };
 const PHONE = { width: 390, height: 844 };
-const shot = (name) => path.join(ROOT, 'docs', name);
+// Into build/, or docs/ with ASP_DOCS_SCREENSHOT=1 (so a test run leaves
+// the tree as it was).
+const shot = (name) => path.join(ROOT, process.env.ASP_DOCS_SCREENSHOT ? 'docs' : 'build', name);
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
