@@ -10,6 +10,16 @@ import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 import { ROOT, bin, within } from './lib.mjs';
 
+// What the pages say, word for word, as both browser suites check it.
+export const PAGE = {
+  badCode: 'The collaboration code is not valid. Check it and try again.',
+  ended: 'The host ended the collaboration.',
+  noPermission: 'You need the permission "User Stream Collaboration".',
+};
+// Variance of R+G+B over sampled pixels: a black or flat canvas is ~0; the
+// synthetic desktop (windows, text, gradients) is in the thousands.
+export const DETAIL = 200;
+
 // ---------------------------------------------------------------------------
 // Sign-in: tokens and permissions through asp-admin, with the relay's data
 // directory (its signing secret), as an operator would.

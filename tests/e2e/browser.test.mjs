@@ -14,21 +14,16 @@ import { after, before, test } from 'node:test';
 import { BUSY_MESSAGE, FLAG, KIND, MESSAGES, ROOT, selfSignedCert, sloppy, withRelay } from './lib.mjs';
 import { parameterSets, parseMedia } from '../../relay/www/media.js';
 import {
-  allowCollaboration, canvasStats, describePage, join, launchBrowser, metricsShown, mintToken, openBallMenu, openPage,
+  DETAIL, PAGE, allowCollaboration, canvasStats, describePage, join, launchBrowser, metricsShown, mintToken, openBallMenu, openPage,
   visibleText, waitFor,
 } from './browser-lib.mjs';
 
 const PATTERN_NOTICE = 'The desktop sends a test pattern, not video.';
-const BAD_CODE = 'The collaboration code is not valid. Check it and try again.';
-const ENDED = 'The host ended the collaboration.';
+const { badCode: BAD_CODE, ended: ENDED, noPermission: NO_PERMISSION } = PAGE;
 const UNAUTHORIZED = 'Sign-in failed: the token is missing, malformed or not valid.';
 const HOST_OFFLINE = 'The desktop disconnected; waiting for it to come back.';
 const HOST_ONLINE = 'The desktop is back.';
-const NO_PERMISSION = 'You need the permission "User Stream Collaboration".';
 const GOING_AWAY = 'The relay is going away (restarting or shutting down). Join again in a moment.';
-// Variance of R+G+B over sampled pixels: a black or flat canvas is ~0; the
-// synthetic desktop (windows, text, gradients) is in the thousands.
-const DETAIL = 200;
 const SCREENSHOT = path.join(ROOT, 'build', 'browser-joined.png');
 const DOCS_SCREENSHOT = path.join(ROOT, 'docs', 'web-screenshot.png');
 

@@ -12,15 +12,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { BUSY_MESSAGE, CODE_RE, ROOT, bin, delay, withRelay } from './lib.mjs';
-import { canvasStats, describePage, join, launchBrowser, mintToken, openPage, waitFor } from './browser-lib.mjs';
+import { DETAIL, PAGE, canvasStats, describePage, join, launchBrowser, mintToken, openPage, waitFor } from './browser-lib.mjs';
 
 const END_QUESTION = 'Are you sure you want to end the shared collaboration task for this cloud desktop?';
-const ENDED = 'The host ended the collaboration.';
-const BAD_CODE = 'The collaboration code is not valid. Check it and try again.';
-const NO_COLLAB = 'You need the permission "User Stream Collaboration".';
+const { ended: ENDED, badCode: BAD_CODE, noPermission: NO_COLLAB } = PAGE;
 const EXPIRED = 'Your request for help expired. You must submit a new request.';
 const ASSIST_ENDED = 'Remote assistance ended.';
-const DETAIL = 200;
 const DESKTOP_VIEW = { width: 1280, height: 720 };
 const PHONE = { width: 390, height: 844 };
 // Into build/, or docs/ with ASP_DOCS_SCREENSHOT=1 (so a test run leaves
