@@ -216,10 +216,11 @@ static void relay_session_drop_code(struct relay_session *s)
 }
 
 /* Stores (code set) or deletes (code "") the session's collaboration
- * with its audit event (c did it), as one change: a crash or a full disk
- * leaves both or neither, and the caller refuses the action on failure. */
-static int relay_session_persist(struct relay_session *s,
-				 struct relay_conn *c, const char *event)
+ * with its audit event (actor did it), as one change: a crash or a full
+ * disk leaves both or neither, and the caller refuses the action on
+ * failure. */
+static int relay_session_store(struct relay_session *s, const char *actor,
+			       const char *event, const char *detail)
 {
 	struct relay *r = s->relay;
 	struct relay_store *st = r->store;
@@ -231,13 +232,19 @@ static int relay_session_persist(struct relay_session *s,
 					    s->owner_key, s->user);
 		else
 			st->ops->collab_del(st, s->desktop);
-		relay_audit(r, c->who.user, event, s->desktop,
-			    relay_owner_via(c));
+		relay_audit(r, actor, event, s->desktop, detail);
 		err = st->ops->commit(st);
 	}
 	if (err)
 		relay_log("store-error", "why=%s", st->ops->why(st));
 	return err;
+}
+
+/* The same, for a change connection c made. */
+static int relay_session_persist(struct relay_session *s,
+				 struct relay_conn *c, const char *event)
+{
+	return relay_session_store(s, c->who.user, event, relay_owner_via(c));
 }
 
 struct relay_restore {
@@ -1040,21 +1047,6 @@ static void relay_revoke_collect(const char *key, void *val, void *arg)
 #define RELAY_REVOKED_MSG \
 	"The permission \"User Stream Collaboration\" was revoked."
 
-static void relay_revoke_stored(struct relay_session *s, const char *user)
-{
-	struct relay_store *st = s->relay->store;
-	int err = st->ops->begin(st);
-
-	if (!err) {
-		st->ops->collab_del(st, s->desktop);
-		relay_audit(s->relay, "relay", "collab-revoked", s->desktop,
-			    user);
-		err = st->ops->commit(st);
-	}
-	if (err)
-		relay_log("store-error", "why=%s", st->ops->why(st));
-}
-
 /* One session touched by the revocation: a guest signed in as the user
  * is closed; a code the user's desktop shares is discarded, and so its
  * guest too.  May free s. */
@@ -1068,8 +1060,8 @@ static void relay_revoke_one(struct relay_session *s, const char *user)
 		 * a restart does not bring it back.  If the store fails the
 		 * revocation still takes effect now; the join check on the
 		 * desktop's user keeps a code brought back from opening it. */
-		relay_revoke_stored(s, user);
 		relay_session_drop_code(s);
+		relay_session_store(s, "relay", "collab-revoked", user);
 		relay_session_notify(s->host, "collab_revoked",
 				     RELAY_REVOKED_MSG " The collaboration ended.",
 				     NULL);
