@@ -24,7 +24,7 @@ endif
 CC ?= cc
 CLANG ?= clang
 PKGS := libwebsockets openssl libavcodec libavformat libavutil libswscale \
-	opus sqlite3 jansson inih
+	opus sqlite3 jansson inih hiredis
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2 -Wvla -Wpointer-arith -Wundef
 CFLAGS ?= -O2 -g

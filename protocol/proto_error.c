@@ -64,6 +64,11 @@ static const struct proto_err_info err_table[PROTO_E__COUNT] = {
 	[PROTO_E_STORAGE] = {"storage_unavailable", 4023, 503,
 		"The relay cannot save changes right now (its storage is full, "
 		"locked or read-only); nothing was changed. Try again later."},
+	[PROTO_E_REDIRECT] = {"redirect", 4024, 421,
+		"This desktop is served by another relay; connecting there."},
+	[PROTO_E_UNAVAILABLE] = {"unavailable", 4025, 503,
+		"The relay cannot reach its cluster right now; try another "
+		"relay or again shortly."},
 };
 
 const struct proto_err_info *proto_err_info(int err)

@@ -39,6 +39,8 @@ enum proto_err {
 	PROTO_E_HELLO_TIMEOUT,    /* no hello within --hello-timeout */
 	PROTO_E_TOO_MANY,         /* an operator's connection limit */
 	PROTO_E_STORAGE,          /* disk full, store locked or read-only */
+	PROTO_E_REDIRECT,         /* cluster: the desktop is on another node */
+	PROTO_E_UNAVAILABLE,      /* cluster: Redis or the lease is lost */
 	PROTO_E__COUNT
 };
 

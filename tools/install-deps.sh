@@ -10,6 +10,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libwebsockets-dev libwebsockets-evlib-ev libev-dev libssl-dev openssl
 libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
 libopus-dev libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev libinih-dev
+libhiredis-dev redis-server
 ffmpeg socat gnuplot-nox linux-perf chromium
 systemd groff-base util-linux"
 
