@@ -913,6 +913,13 @@ bool relay_cluster_redis_up(const struct relay *r)
 	return cl->sub_up && cl->cmd_up && relay_cluster_healthy(cl);
 }
 
+bool relay_cluster_answers(void *relay)
+{
+	const struct relay *r = relay;
+
+	return r->cluster && relay_cluster_healthy(r->cluster);
+}
+
 const struct relay_cluster_stats *relay_cluster_stats(const struct relay *r)
 {
 	return &r->cluster->stats;

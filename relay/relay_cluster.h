@@ -83,6 +83,9 @@ const char *relay_cluster_node_url(const struct relay *r);
 /* Redis answers (the renewal connection is up and its last round was
  * answered in time) and the bus is subscribed. */
 bool relay_cluster_redis_up(const struct relay *r);
+/* Whether Redis answers, from what the renewal connection saw, without
+ * a round trip (for relay_store_redis_gate; relay is a struct relay). */
+bool relay_cluster_answers(void *relay);
 size_t relay_cluster_leases(const struct relay *r);
 const struct relay_cluster_stats *relay_cluster_stats(const struct relay *r);
 
