@@ -764,10 +764,17 @@ int relay_cluster_publish(struct relay *r, json_t *msg)
 	redisReply *rep;
 	char *text;
 
+	if (!msg) {
+		relay_log_build_failed("to=bus");
+		return -PROTO_E_INTERNAL;
+	}
 	json_object_set_new(msg, "from", json_string(cl->id));
 	text = json_dumps(msg, JSON_COMPACT);
-	if (!text)
+	json_decref(msg);
+	if (!text) {
+		relay_log_build_failed("to=bus");
 		return -PROTO_E_INTERNAL;
+	}
 	rep = relay_cluster_call(cl, "PUBLISH " RELAY_BUS " %s", text);
 	free(text);
 	if (!rep)

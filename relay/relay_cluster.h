@@ -123,7 +123,8 @@ int relay_cluster_desktop(struct relay *r, const char *desktop, char **out);
  * the connection is down or the last probe is still unanswered. */
 void relay_cluster_probe(struct relay *r, void (*cb)(struct relay *r));
 
-/* Publishes msg (a JSON object; "from" is added) to every other node. */
+/* Publishes msg (a JSON object, taken; "from" is added) to every other
+ * node. */
 int relay_cluster_publish(struct relay *r, struct json_t *msg);
 
 #endif
