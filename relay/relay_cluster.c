@@ -9,6 +9,7 @@
  */
 #include "relay/relay_cluster.h"
 
+#include <errno.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -236,6 +237,16 @@ static redisContext *relay_cluster_sync(struct relay_cluster *cl)
 	return cl->sync;
 }
 
+/* The connection's error says Redis closed it (EOF, reset, broken pipe),
+ * as opposed to a timeout. */
+static bool relay_cluster_closed(const redisContext *c)
+{
+	return c->err == REDIS_ERR_EOF ||
+	       (c->err == REDIS_ERR_IO &&
+		(!strcmp(c->errstr, strerror(ECONNRESET)) ||
+		 !strcmp(c->errstr, strerror(EPIPE))));
+}
+
 static uint64_t relay_cluster_round_us(const struct relay_cluster *cl)
 {
 	return (uint64_t)cl->lease_ms * 1000 / 3;
@@ -258,6 +269,7 @@ static bool relay_cluster_healthy(const struct relay_cluster *cl)
 static redisReply *relay_cluster_call(struct relay_cluster *cl,
 				      const char *fmt, ...)
 {
+	bool reused = cl->sync != NULL;
 	redisContext *c = relay_cluster_healthy(cl) ? relay_cluster_sync(cl) :
 						      NULL;
 	redisReply *rep;
@@ -272,6 +284,18 @@ static redisReply *relay_cluster_call(struct relay_cluster *cl,
 	va_start(ap, fmt);
 	rep = redisvCommand(c, fmt, ap);
 	va_end(ap);
+	/* A connection Redis closed while it sat idle (a Redis restart)
+	 * never saw the command: made again at once, and sent once more. */
+	if (!rep && reused && relay_cluster_closed(c)) {
+		redisFree(cl->sync);
+		cl->sync = NULL;
+		c = relay_cluster_sync(cl);
+		if (!c)
+			return NULL; /* relay_cluster_sync said why */
+		va_start(ap, fmt);
+		rep = redisvCommand(c, fmt, ap);
+		va_end(ap);
+	}
 	relay_hist_add(&cl->stats.rtt_us, relay_mono_us() - t0);
 	if (!rep) {
 		relay_cluster_sync_down(cl, c->errstr);
