@@ -152,7 +152,7 @@ static void test_bad_redirect_is_a_verdict(void **state)
 {
 	struct client_relays r;
 	struct client_refusal ref = { 0 };
-	char why[300];
+	char why[300], url[300], json[400];
 
 	(void)state;
 	assert_int_equal(client_relays_init(&r, "ws://a:1", true, why,
@@ -164,11 +164,16 @@ static void test_bad_redirect_is_a_verdict(void **state)
 	assert_true(on_error(&r, &ref, "{\"type\":\"error\",\"code\":"
 			     "\"redirect\",\"message\":\"m\"}", true));
 	assert_string_equal(r.why, "the relay's redirect names no URL");
+	/* The protocol lets a url through up to 1024 bytes; we take 255. */
 	r.why[0] = '\0';
-	assert_true(on_error(&r, &ref, "{\"type\":\"error\",\"code\":"
-			     "\"redirect\",\"message\":\"m\",\"url\":7}",
-			     true));
-	assert_string_equal(r.why, "the relay's redirect names no URL");
+	memset(url, 'a', sizeof(url) - 1);
+	url[sizeof(url) - 1] = '\0';
+	memcpy(url, "ws://", 5);
+	snprintf(json, sizeof(json), "{\"type\":\"error\",\"code\":"
+		 "\"redirect\",\"message\":\"m\",\"url\":\"%s\"}", url);
+	assert_true(on_error(&r, &ref, json, true));
+	assert_string_equal(r.redirect, "");
+	assert_non_null(strstr(r.why, "longer than 255 bytes"));
 }
 
 static void test_which_refusals_send_elsewhere(void **state)
