@@ -310,6 +310,7 @@ function openView(r) {
         if (m.type === 'notify') toast(m.message);
       },
       closed: (why) => { if (why) closeView(why); },
+      reconnecting: () => { $('view-status').textContent = 'The connection to the relay was lost; reconnecting…'; },
     },
   });
   $('h-view').focus();
