@@ -764,10 +764,17 @@ int relay_cluster_publish(struct relay *r, json_t *msg)
 	redisReply *rep;
 	char *text;
 
+	if (!msg) {
+		relay_log_build_failed("to=bus");
+		return -PROTO_E_INTERNAL;
+	}
 	json_object_set_new(msg, "from", json_string(cl->id));
 	text = json_dumps(msg, JSON_COMPACT);
-	if (!text)
+	json_decref(msg);
+	if (!text) {
+		relay_log_build_failed("to=bus");
 		return -PROTO_E_INTERNAL;
+	}
 	rep = relay_cluster_call(cl, "PUBLISH " RELAY_BUS " %s", text);
 	free(text);
 	if (!rep)
@@ -911,6 +918,13 @@ bool relay_cluster_redis_up(const struct relay *r)
 	/* The asynchronous connections say: the synchronous one is made
 	 * again by the next call that needs it. */
 	return cl->sub_up && cl->cmd_up && relay_cluster_healthy(cl);
+}
+
+bool relay_cluster_answers(void *relay)
+{
+	const struct relay *r = relay;
+
+	return r->cluster && relay_cluster_healthy(r->cluster);
 }
 
 const struct relay_cluster_stats *relay_cluster_stats(const struct relay *r)

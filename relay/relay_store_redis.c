@@ -446,6 +446,11 @@ struct store_redis {
 	int batch_err;           /* the first failed write of the batch, or 0 */
 	struct store_args batch; /* the batch's writes, one call */
 	char why[256];
+	/* Whether Redis answers, told without asking it (NULL: always
+	 * ask): a Redis that hangs fails ops at once instead of each
+	 * waiting for its timeout. */
+	bool (*gate)(void *arg);
+	void *gate_arg;
 };
 
 static struct store_redis *rd(struct relay_store *st)
@@ -670,6 +675,13 @@ static redisReply *store_roundtrip(struct store_redis *s,
 	bool reused = s->c != NULL;
 	redisReply *rep = NULL;
 
+	if (s->gate && !s->gate(s->gate_arg)) {
+		proto_err_set(s->why, sizeof s->why,
+			      "redis at %s:%d: not answering (its last round of lease renewals went unanswered)",
+			      s->host, s->port);
+		*err = -PROTO_E_STORAGE;
+		return NULL;
+	}
 	for (int tries = 0; !rep && tries < 2; tries++) {
 		*err = store_connect(s, deadline);
 		if (*err)
@@ -1593,4 +1605,11 @@ int relay_store_redis_open(const char *url, int timeout_ms,
 	}
 	*out = &s->base;
 	return 0;
+}
+
+void relay_store_redis_gate(struct relay_store *st, bool (*up)(void *arg),
+			    void *arg)
+{
+	rd(st)->gate = up;
+	rd(st)->gate_arg = arg;
 }
