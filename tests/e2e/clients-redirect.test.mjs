@@ -3,9 +3,10 @@
 // a free port: asp-view, asp-host and the web page reached through a node
 // that does not hold the desktop follow the redirect to the one that does;
 // a redirect loop (a node's --node-url naming another node) is given up
-// after 4 hops; and when the node holding a desktop is killed, its host
-// and guest come back through the other node with the same code and
-// owner key.
+// after 4 hops; when the node holding a desktop is killed, its host and
+// guest come back through the other node with the same code and owner
+// key; and while Redis is down, `unavailable` sends the clients round
+// their lists (a host until Redis is back, a new viewer once round).
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -20,21 +21,29 @@ const REDIS = '/usr/bin/redis-server';
 const LEASE_MS = 1000;
 
 // A redis-server with persistence on (the relay refuses one without), in
-// a temp dir, on a free port.
+// a temp dir, on a free port; it can be stopped and started again there.
 async function startRedis() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'asp-e2e-redis-'));
   const port = await freePort();
-  const proc = new Proc('redis-server', REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'yes', '--dir', dir]);
-  await proc.waitForLine(/Ready to accept connections/, 15000);
-  return {
+  const redis = {
     url: `redis://127.0.0.1:${port}`,
+    proc: null,
+    async start() {
+      this.proc = new Proc('redis-server', REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+        '--appendonly', 'yes', '--dir', dir]);
+      await this.proc.waitForLine(/Ready to accept connections/, 15000);
+    },
+    async down() {
+      const ex = await this.proc.stop();
+      assert.equal(ex.code, 0, this.proc.describe());
+    },
     async stop() {
-      const ex = await proc.stop();
+      if (!this.proc.exit) await this.down();
       fs.rmSync(dir, { recursive: true, force: true });
-      assert.equal(ex.code, 0, proc.describe());
     },
   };
+  await redis.start();
+  return redis;
 }
 
 // Runs body({ redis, node }) where node(extra, opts) starts one more node
@@ -147,6 +156,34 @@ test('kill -9 of the node holding a desktop: its host and guest come back throug
   assert.equal(summary(view, 'decode').errors, 0, view.describe());
   view.assertNoSanitizerReport();
   await a.restart(); // so that its teardown sees a clean exit
+}));
+
+test('Redis down: the host is dropped with unavailable and keeps trying round its list, a new viewer tries each relay once and exits 3; Redis back: the host is welcomed again', () => withCluster(async ({ redis, node }) => {
+  const a = await node();
+  const b = await node();
+  const { host, key, code } = await a.aspHostReady(['--relay', `${a.url},${b.url}`, '--desktop', 'desk-redis', '--share',
+    '--frame-bytes', '4096', '--fps', '10']);
+  await redis.down();
+  // Fencing: once its lease can no longer be renewed, the node drops the
+  // desktop with unavailable; both nodes then refuse the host's hello.
+  await host.waitForLine(/^reconnecting in \d+ ms: .*unavailable/, 20000);
+  await host.waitForLine(new RegExp(`^next-relay: ${b.url}$`));
+  await host.waitForLine(new RegExp(`^next-relay: ${a.url}$`), 20000);
+  assert.match(host.stderr, /^The relay cannot reach its cluster right now; try another relay or again shortly\.$/m, host.describe());
+
+  const view = a.aspView(['--relay', `${a.url},${b.url}`, '--code', code, '--seconds', '30']);
+  await view.expectExit(3);
+  assert.equal(view.countLines(/^reconnecting in \d+ ms: /), 1, view.describe());
+  assert.equal(view.countLines(new RegExp(`^next-relay: ${b.url}$`)), 1, view.describe());
+  assert.equal(view.stderr.match(/^The relay cannot reach its cluster right now; try another relay or again shortly\.$/mg)?.length, 2,
+    view.describe());
+  view.assertNoSanitizerReport();
+
+  await redis.start();
+  await host.waitForLine(/^reconnected$/, 30000);
+  const [, key2] = await host.waitForLine(/^welcome: owner_key=([0-9a-f]{32})$/);
+  assert.equal(key2, key, host.describe());
+  assert.equal(host.exit, null, host.describe());
 }));
 
 let browser;
