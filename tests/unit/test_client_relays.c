@@ -222,7 +222,9 @@ static void test_exit_status(void **state)
 {
 	struct client_relays r;
 	struct client_refusal ref = { 0 };
-	struct client_close_info ci = { .established = true, .we_closed = true };
+	struct client_close_info ci = {
+		.established = true, .we_closed = true,
+	};
 	char why[300];
 
 	(void)state;
