@@ -9,6 +9,7 @@
  */
 #include "relay/relay_cluster.h"
 
+#include <errno.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -99,7 +100,8 @@ struct relay_cluster {
 	redisContext *sync;
 	uint64_t sync_retry_us; /* monotonic: no attempt before */
 	bool sync_up;
-	bool said_down;         /* redis-down logged since the last up */
+	bool said_down;         /* redis-error logged since the last up */
+	bool was_up;            /* what relay_cluster_note last logged */
 
 	redisAsyncContext *cmd, *sub;
 	bool cmd_up, sub_up;
@@ -189,10 +191,28 @@ static struct timeval relay_cluster_tv(uint32_t ms)
 	return tv;
 }
 
+static bool relay_cluster_healthy(const struct relay_cluster *cl);
+
+/* Logs redis-up and redis-down as relay_cluster_redis_up changes. */
+static void relay_cluster_note(struct relay_cluster *cl, const char *why)
+{
+	bool up = cl->sub_up && cl->cmd_up && relay_cluster_healthy(cl);
+
+	if (up == cl->was_up)
+		return;
+	cl->was_up = up;
+	if (up)
+		relay_log("redis-up", "node=%s redis=%s:%d", cl->id, cl->host,
+			  cl->port);
+	else
+		relay_log("redis-down", "node=%s redis=%s:%d why=%s", cl->id,
+			  cl->host, cl->port, why);
+}
+
 static void relay_cluster_sync_down(struct relay_cluster *cl, const char *what)
 {
 	if (!cl->said_down)
-		relay_log("redis-down", "node=%s redis=%s:%d why=%s", cl->id,
+		relay_log("redis-error", "node=%s redis=%s:%d why=%s", cl->id,
 			  cl->host, cl->port, what);
 	cl->said_down = true;
 	cl->stats.redis_errors++;
@@ -228,12 +248,19 @@ static redisContext *relay_cluster_sync(struct relay_cluster *cl)
 		return NULL;
 	}
 	freeReplyObject(rep);
-	if (!cl->sync_up)
-		relay_log("redis-up", "node=%s redis=%s:%d", cl->id, cl->host,
-			  cl->port);
 	cl->sync_up = true;
 	cl->said_down = false;
 	return cl->sync;
+}
+
+/* The connection's error says Redis closed it (EOF, reset, broken pipe),
+ * as opposed to a timeout. */
+static bool relay_cluster_closed(const redisContext *c)
+{
+	return c->err == REDIS_ERR_EOF ||
+	       (c->err == REDIS_ERR_IO &&
+		(!strcmp(c->errstr, strerror(ECONNRESET)) ||
+		 !strcmp(c->errstr, strerror(EPIPE))));
 }
 
 static uint64_t relay_cluster_round_us(const struct relay_cluster *cl)
@@ -258,6 +285,7 @@ static bool relay_cluster_healthy(const struct relay_cluster *cl)
 static redisReply *relay_cluster_call(struct relay_cluster *cl,
 				      const char *fmt, ...)
 {
+	bool reused = cl->sync != NULL;
 	redisContext *c = relay_cluster_healthy(cl) ? relay_cluster_sync(cl) :
 						      NULL;
 	redisReply *rep;
@@ -272,6 +300,18 @@ static redisReply *relay_cluster_call(struct relay_cluster *cl,
 	va_start(ap, fmt);
 	rep = redisvCommand(c, fmt, ap);
 	va_end(ap);
+	/* A connection Redis closed while it sat idle (a Redis restart)
+	 * never saw the command: made again at once, and sent once more. */
+	if (!rep && reused && relay_cluster_closed(c)) {
+		redisFree(cl->sync);
+		cl->sync = NULL;
+		c = relay_cluster_sync(cl);
+		if (!c)
+			return NULL; /* relay_cluster_sync said why */
+		va_start(ap, fmt);
+		rep = redisvCommand(c, fmt, ap);
+		va_end(ap);
+	}
 	relay_hist_add(&cl->stats.rtt_us, relay_mono_us() - t0);
 	if (!rep) {
 		relay_cluster_sync_down(cl, c->errstr);
@@ -521,6 +561,7 @@ static void relay_cluster_sub_cb(redisAsyncContext *ac, void *reply, void *arg)
 	    !strcmp(rep->element[0]->str, "subscribe")) {
 		cl->sub_up = true;
 		relay_log("bus-subscribed", "node=%s", cl->id);
+		relay_cluster_note(cl, "");
 		return;
 	}
 	if (rep->element[2]->type == REDIS_REPLY_STRING)
@@ -544,6 +585,7 @@ static void relay_cluster_async_gone(const redisAsyncContext *ac, int status)
 		cl->sub_up = false;
 	}
 	cl->stats.redis_errors++;
+	relay_cluster_note(cl, ac->errstr[0] ? ac->errstr : "connection lost");
 	if (!cl->closing)
 		relay_timer_start(&cl->async_timer, RELAY_REDIS_RETRY_US);
 }
@@ -553,10 +595,17 @@ static void relay_cluster_async_connected(const redisAsyncContext *ac,
 {
 	struct relay_cluster *cl = ac->data;
 
-	if (status != REDIS_OK) /* hiredis frees it and calls no more */
+	if (status != REDIS_OK) { /* hiredis frees it and calls no more */
 		relay_cluster_async_gone(ac, status);
-	else if (ac == cl->cmd)
+		return;
+	}
+	if (ac == cl->cmd) {
 		cl->cmd_up = true;
+		/* Redis is back: the next call need not wait out the pause
+		 * after the synchronous connection's last failure. */
+		cl->sync_retry_us = 0;
+	}
+	relay_cluster_note(cl, "");
 }
 
 static redisAsyncContext *relay_cluster_async_new(struct relay_cluster *cl)
@@ -607,8 +656,8 @@ static void relay_cluster_renewed(redisAsyncContext *ac, void *reply, void *arg)
 	struct relay_lease *l;
 
 	(void)ac;
-	if (cl->renewing)
-		cl->renewing--;
+	if (cl->renewing && !--cl->renewing)
+		relay_cluster_note(cl, "");
 	l = relay_cluster_lease(cl, rn->desktop);
 	if (rep && l && l->epoch == rn->epoch && !cl->closing) {
 		if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1) {
@@ -629,8 +678,8 @@ static void relay_cluster_node_renewed(redisAsyncContext *ac, void *reply,
 
 	(void)ac;
 	(void)reply;
-	if (cl->renewing)
-		cl->renewing--;
+	if (cl->renewing && !--cl->renewing)
+		relay_cluster_note(cl, "");
 }
 
 struct relay_renew_walk {
@@ -667,6 +716,7 @@ static void relay_cluster_renew(struct relay_timer *t)
 	struct relay_renew_walk w = { .cl = cl, .now = relay_mono_us() };
 
 	relay_timer_start(t, relay_cluster_round_us(cl));
+	relay_cluster_note(cl, "no answer to the lease renewals within a third of --lease-ms");
 	if (!cl->cmd || !cl->cmd_up || cl->renewing)
 		return;
 	cl->round_sent_us = w.now;
