@@ -286,7 +286,7 @@ function start() {
     hooks: {
       control: onControl,
       closed: onClosed,
-      reconnecting: () => setStatus('reconnecting'),
+      reconnecting: (why, ms, lost) => setStatus(lost ? 'reconnecting' : 'connecting'),
       notice: (kind) => { $('notice').hidden = !kind; $('notice').textContent = kind ? 'The desktop sends no picture this page can show.' : ''; },
       guidance: (detail) => { $('browser-guidance').hidden = false; $('browser-guidance').textContent = `This browser cannot decode the desktop's video. (${detail})`; },
     },

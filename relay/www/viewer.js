@@ -36,8 +36,9 @@ export class Viewer {
   // join: the join message's field ({code}, {owner_key} or {assist});
   // hooks: control(m) for every control message, closed(why) when the
   // viewer is done (why: the words for the person, or null after leave()),
-  // reconnecting(why, ms) before another attempt (after a lost connection,
-  // or a relay of the list that failed), reconnected() when joined again,
+  // reconnecting(why, ms, lost) before another attempt (lost: after a lost
+  // connection; else a relay of the list failed before the first join),
+  // reconnected() when joined again,
   // and the video's notice(kind), guidance(detail), size().  A page that
   // keeps one audio player (started in the click) or one input capture
   // across connections passes them in.  relays: the URLs to use in turn.
@@ -177,7 +178,7 @@ export class Viewer {
     this.at = (this.at + 1) % this.relays.length;
     this.hops = 0;
     this.video.resync();
-    this.hooks.reconnecting?.(why, ms);
+    this.hooks.reconnecting?.(why, ms, this.lost);
     this.timer = setTimeout(() => { this.timer = null; this.connect(this.relays[this.at]); }, ms);
     return undefined;
   }

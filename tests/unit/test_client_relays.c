@@ -242,6 +242,16 @@ static void test_exit_status(void **state)
 	ci = (struct client_close_info){ .we_closed = true };
 	assert_int_equal(client_relays_exit_status(&r, &ci, &ref, true),
 			 CLIENT_EXIT_OK);
+	/* Told to leave between a redirect and the attempt it leads to. */
+	r.lost = false;
+	ci = (struct client_close_info){ .established = true,
+					 .we_closed = true, .peer_code = 4024 };
+	snprintf(ci.peer_reason, sizeof(ci.peer_reason), "redirect");
+	assert_int_equal(client_relays_exit_status(&r, &ci, &ref, true),
+			 CLIENT_EXIT_OK);
+	assert_int_equal(client_relays_exit_status(&r, &ci, &ref, false),
+			 CLIENT_EXIT_REFUSED);
+	r.lost = true;
 	/* ... but a final refusal of the rejoin is still a refusal. */
 	ci = (struct client_close_info){ .established = true,
 					 .peer_code = 4004 };

@@ -336,12 +336,20 @@ static void client_relays_say_retry(const struct client_relays *r,
 			   "(1006)", ms);
 }
 
+/* The client stops here.  A refusal it would have tried elsewhere (it
+ * closed the connection itself for it) is the outcome then. */
+static int64_t client_relays_give_up(struct client_refusal *ref)
+{
+	if (*ref->code)
+		ref->fatal = true;
+	return -1;
+}
+
 /* A failed attempt or a lost session: whether to go on, and after how
  * long (-1: the client is done). */
 static int64_t client_relays_fail(struct client_relays *r,
 				  const struct client_close_info *ci,
-				  const struct client_refusal *ref,
-				  bool was_session)
+				  struct client_refusal *ref, bool was_session)
 {
 	int64_t delay;
 
@@ -349,10 +357,10 @@ static int64_t client_relays_fail(struct client_relays *r,
 		return -1;
 	if (was_session) {
 		if (!r->reconnect)
-			return -1;
+			return client_relays_give_up(ref);
 		r->lost = true;
 	} else if (!r->had_session && ++r->failed >= r->n) {
-		return -1;
+		return client_relays_give_up(ref);
 	}
 	delay = client_relays_delay(r);
 	client_relays_say_retry(r, ci, ref, delay);
@@ -398,8 +406,11 @@ int client_relays_exit_status(const struct client_relays *r,
 			      const struct client_close_info *ci,
 			      const struct client_refusal *ref, bool left)
 {
-	/* Told to leave while the relay was away: a clean exit. */
-	if (r->lost && left && !client_relays_final(r, ci, ref))
+	/* Told to leave on the way elsewhere (the relay away, a redirect
+	 * or a refusal worth another attempt): a clean exit. */
+	if (left && !client_relays_final(r, ci, ref) &&
+	    (r->lost || *r->redirect || *ref->code ||
+	     (ci->peer_code >= 4000 && ci->peer_code <= 4999)))
 		return CLIENT_EXIT_OK;
 	if (*r->why) {
 		fprintf(stderr, "cannot connect: %s\n", r->why);

@@ -108,12 +108,16 @@ void client_relays_session(struct client_relays *r);
  * next relay of the list after the backoff, printing what it does, and
  * clears *ref for the new attempt.  0 if an attempt is scheduled; -1 if
  * the client is done (a final refusal, the first round failed, a lost
- * session without reconnect), *ref then kept for the exit status. */
+ * session without reconnect), *ref then kept for the exit status: a
+ * refusal the client meant to try elsewhere is marked fatal, since it is
+ * the outcome now. */
 int client_relays_on_closed(struct client_relays *r, struct client *c,
 			    struct client_refusal *ref);
 
 /* The exit status once client_run has returned: 0 for a client told to
- * leave while it waited for its relay to come back; CLIENT_EXIT_CONNECT
+ * leave on its way elsewhere (waiting for its relay to come back, or
+ * between a redirect or a refusal worth another attempt and the next
+ * attempt); CLIENT_EXIT_CONNECT
  * (with "cannot connect: WHY" on stderr) if our own verdict ended it (a
  * redirect loop, a bad redirect); else client_exit_status(). */
 int client_relays_exit_status(const struct client_relays *r,
