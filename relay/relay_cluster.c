@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/proto_url.h"
 #include "relay/relay.h"
 #include "relay/relay_alloc.h"
 
@@ -117,48 +118,6 @@ struct relay_cluster {
 };
 
 /* ---- the URL and the node ------------------------------------------ */
-
-/* redis://HOST:PORT[/DB]; host a name or an IPv4 address. */
-static int relay_cluster_parse_url(struct relay_cluster *cl, const char *url,
-				   char *why, size_t why_len)
-{
-	const char *p = url + strlen("redis://");
-	const char *colon, *slash;
-	char *end;
-	long port, db = 0;
-	size_t n;
-
-	if (strncmp(url, "redis://", 8) != 0)
-		goto bad;
-	colon = strchr(p, ':');
-	if (!colon || colon == p || (size_t)(colon - p) >= sizeof(cl->host))
-		goto bad;
-	n = (size_t)(colon - p);
-	if (strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		   "0123456789.-") != n)
-		goto bad;
-	port = strtol(colon + 1, &end, 10);
-	if (end == colon + 1 || port < 1 || port > 65535)
-		goto bad;
-	slash = end;
-	if (*slash == '/') {
-		db = strtol(slash + 1, &end, 10);
-		if (end == slash + 1 || db < 0 || db > 15)
-			goto bad;
-	}
-	if (*end)
-		goto bad;
-	memcpy(cl->host, p, n);
-	cl->host[n] = '\0';
-	cl->port = (int)port;
-	cl->db = (int)db;
-	return 0;
-bad:
-	snprintf(why, why_len,
-		 "--redis must be redis://HOST:PORT or redis://HOST:PORT/DB (DB 0-15), not '%s'",
-		 url);
-	return -PROTO_E_MALFORMED;
-}
 
 static void relay_cluster_default_url(struct relay_cluster *cl,
 				      const struct relay *r, int port)
@@ -837,13 +796,16 @@ int relay_cluster_publish(struct relay *r, json_t *msg)
 
 int relay_cluster_open(struct relay *r, int port, char *why, size_t why_len)
 {
-	struct relay_cluster *cl = relay_xcalloc(1, sizeof(*cl));
-	int err = relay_cluster_parse_url(cl, r->cfg.redis, why, why_len);
+	struct relay_cluster *cl;
+	struct proto_redis_addr addr;
+	int err = proto_redis_url_parse(r->cfg.redis, &addr, why, why_len);
 
-	if (err) {
-		free(cl);
+	if (err)
 		return err;
-	}
+	cl = relay_xcalloc(1, sizeof(*cl));
+	snprintf(cl->host, sizeof(cl->host), "%s", addr.host);
+	cl->port = addr.port;
+	cl->db = addr.db;
 	cl->relay = r;
 	cl->lease_ms = r->cfg.lease_ms;
 	cl->timeout_ms = r->cfg.redis_timeout_ms;
