@@ -434,12 +434,13 @@ export class Client {
 export class Relay {
   // opts.bin: another asp-relay (an installed one); opts.bare: pass args
   // alone (no --listen, --data: a --config file says them); opts.data: the
-  // data directory that file names; opts.cwd.
-  constructor(args, env, { bin: file = bin('asp-relay'), bare = false, data, cwd } = {}) {
+  // data directory that file names; opts.cwd; opts.secret: the signing
+  // secret to write (the one file every node of a cluster shares).
+  constructor(args, env, { bin: file = bin('asp-relay'), bare = false, data, cwd, secret } = {}) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'asp-e2e-'));
     this.data = data ?? path.join(this.dir, 'data');
     fs.mkdirSync(this.data, { recursive: true });
-    this.secret = crypto.randomBytes(SECRET_LEN);
+    this.secret = secret ?? crypto.randomBytes(SECRET_LEN);
     fs.writeFileSync(path.join(this.data, 'secret'), this.secret, { mode: 0o600 });
     this.bin = file;
     this.proc = new Proc('asp-relay', file, bare ? args : ['--listen', '127.0.0.1:0', '--data', this.data, ...args], env, { cwd });
