@@ -527,6 +527,40 @@ test('Redis down: served sessions keep streaming for the lease time, new hosts a
   await flows(again, guest, 9);
 }));
 
+// A Redis call waits at most --redis-timeout-ms, on the relay's own loop
+// (hiredis's libev adapter): a hung Redis must not freeze what is served.
+// A timeout of 1 s makes a loop that blocked on it stall the stream for a
+// second, far beyond the half second allowed here.
+const HUNG_TIMEOUT_MS = 1000;
+test('a hung Redis (SIGSTOP): what is served keeps flowing without a stall, a join is answered unavailable within the timeout instead of hanging, and SIGCONT brings it all back', () => withCluster({ lease: 3000, args: ['--redis-timeout-ms', String(HUNG_TIMEOUT_MS)] }, async (cl) => {
+  const [a, b] = cl.nodes;
+  const host = await cl.host(a, { desktop: 'desk-hung' });
+  const code = await share(host);
+  const owner = await cl.join(a, { owner_key: host.welcome.owner_key }, { label: 'owner' });
+  await flows(host, owner, 1);
+  cl.redis.pause();
+  let worst = 0;
+  for (let i = 0; i < 15; i++) {
+    const t = Date.now();
+    await flows(host, owner, 100 + i);
+    worst = Math.max(worst, Date.now() - t);
+    await delay(30);
+  }
+  assert.ok(worst < HUNG_TIMEOUT_MS / 2, `a message took ${worst} ms from host to owner while Redis hung`);
+
+  const asked = Date.now();
+  const r = await cl.tryJoin(b, { code }, { label: 'guest while hung' });
+  assert.equal(r.msg.code, 'unavailable', JSON.stringify(r.msg));
+  assert.ok(Date.now() - asked < HUNG_TIMEOUT_MS + 1500, `the join was answered after ${Date.now() - asked} ms`);
+  await host.expectRefusal('unavailable', 4025, 3000 + 5000);
+
+  cl.redis.resume();
+  await until(async () => metric(await a.metrics(), 'asp_cluster_redis_up') === 1 && metric(await b.metrics(), 'asp_cluster_redis_up') === 1,
+    10000, 'the nodes did not come back after SIGCONT');
+  const again = await cl.host(b, { desktop: 'desk-hung', label: 'host after' });
+  assert.equal((await again.next('code')).code, code);
+}));
+
 test('fencing: a node cut off from Redis drops its desktops before their lease can run out, so the node that takes them over never serves them at the same time', () => withCluster({ proxied: ['a'] }, async (cl) => {
   const [a, b] = cl.nodes;
   const host = await cl.host(a, { desktop: 'desk-fence' });
