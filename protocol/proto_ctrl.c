@@ -92,7 +92,7 @@ static const struct schema ctrl_schema[] = {
 	{PROTO_MSG_WELCOME, R2V, {{0}}},
 	{PROTO_MSG_ERROR, R2H | R2V, {
 		{"code", F_STR, REQ}, {"message", F_STR, REQ | LONG},
-		{"retry_after", F_INT, 0}}},
+		{"retry_after", F_INT, 0}, {"url", F_STR, LONG}}},
 	{PROTO_MSG_SHARE, H2R | V2R, {{0}}},
 	{PROTO_MSG_CODE, R2H | R2V, {{"code", F_STR, REQ}}},
 	{PROTO_MSG_DISCARD, H2R | V2R, {{0}}},

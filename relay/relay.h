@@ -40,6 +40,7 @@ struct relay_loop;
 struct relay_conn_events;
 struct relay_session_assist_hooks;
 struct relay_events_sub;
+struct relay_cluster;
 
 #define RELAY_DESKTOP_MAX 64
 #define RELAY_NAME_MAX 64
@@ -122,6 +123,14 @@ struct relay_conn {
 	struct relay_timer metrics_timer;
 	struct relay_timer hello_timer;  /* --hello-timeout, until hello */
 	struct relay_timer token_timer;  /* fires when the token expires */
+	/* A hello or join that must wait (a desktop whose lease is running
+	 * out on a dead node): its text, looked at again when the timer
+	 * fires; reading is paused meanwhile (relay_conn_defer). */
+	struct relay_timer defer_timer;
+	char *deferred;
+	size_t deferred_len;
+	bool defer_asked;
+	uint64_t deferred_since_us; /* monotonic; 0: not waiting */
 	uint64_t opened_us;        /* the WebSocket opened (turn wall clock) */
 	uint64_t joined_us;        /* a viewer joined; 0 for hosts */
 	uint64_t ping_sent_us;
@@ -184,6 +193,7 @@ struct relay {
 	struct relay_map by_code;
 	struct relay_map by_owner;
 	struct relay_store *store;
+	struct relay_cluster *cluster; /* NULL: one relay alone */
 	struct relay_guard guard;
 	/* The layers above, registered at start-up (relay_session_init,
 	 * relay_assist_init): lower layers reach upper ones only here. */

@@ -40,7 +40,10 @@ static void relay_assist_store_error(struct relay *r, int err)
 }
 
 /* Moves a request to state in the store and the audit log, as one
- * change: a crash or a full disk leaves both or neither. */
+ * change: a crash or a full disk leaves both or neither.  The move is
+ * made only from the state a was loaded in: if another relay sharing
+ * the store changed it since, the store refuses with -PROTO_E_STATE
+ * and nothing is stored. */
 static int relay_assist_move(struct relay *r, struct relay_store_assist *a,
 			     enum relay_assist_state state, const char *actor,
 			     const char *admin)
@@ -49,7 +52,8 @@ static int relay_assist_move(struct relay *r, struct relay_store_assist *a,
 	int err = st->ops->begin(st);
 
 	if (!err) {
-		st->ops->assist_set_state(st, a->id, state, admin);
+		st->ops->assist_set_state(st, a->id, RELAY_ASSIST_BIT(a->state),
+					  state, admin);
 		relay_audit(r, actor, relay_assist_state_name(state),
 			    a->desktop, a->id);
 		err = st->ops->commit(st);

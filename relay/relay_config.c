@@ -100,6 +100,15 @@ void relay_config_usage(FILE *to)
 "  --test-clock         let administrators move the relay's clock forward\n"
 "                       (PUT /api/clock): for tests of expiry, never in\n"
 "                       production (in the file: test-clock = yes|no)\n"
+"  --redis URL          join the cluster whose Redis is at redis://HOST:PORT[/DB]\n"
+"                       (docs/cluster.md); the store is then Redis, and the\n"
+"                       data directory holds only the signing secret\n"
+"  --node-url URL       where clients are sent to reach this node, ws[s]://HOST:PORT\n"
+"                       (default: from --listen; 127.0.0.1 for 0.0.0.0)\n"
+"  --node-id ID         this node's name in the cluster (default: drawn at start)\n"
+"  --lease-ms MS        a desktop's lease without renewal (default 3000; the same\n"
+"                       on every node)\n"
+"  --redis-timeout-ms MS  the longest one Redis call may wait (default 250)\n"
 "  --check              load the settings, say whether they are good, exit\n"
 "  --version            print the version and exit\n"
 "  -h, --help           this text\n"
@@ -107,8 +116,8 @@ void relay_config_usage(FILE *to)
 "SIZE takes a K, M or G suffix (powers of 1024).  When ready the relay prints\n"
 "'listening on ws://HOST:PORT' (or wss://) on stdout.  Logs go to stderr.\n"
 "SIGHUP reloads the file and the TLS certificate and key; listen, data,\n"
-"tls-cert and tls-key paths and test-clock need a restart.  SIGINT and\n"
-"SIGTERM close every connection with 1001 and exit.\n"
+"tls-cert and tls-key paths, test-clock and the cluster settings need a\n"
+"restart.  SIGINT and SIGTERM close every connection with 1001 and exit.\n"
 "Exit status: 0 after a clean shutdown (or --check, --help, --version),\n"
 "1 when the relay cannot start, 2 for bad options or settings.\n");
 }
@@ -357,6 +366,54 @@ static int relay_set_retain_audit(struct relay_config *cfg, const char *s)
 	return relay_parse_secs(s, 0, 36500, &cfg->retain_audit_days);
 }
 
+/* The cluster's strings are checked where they are used (relay_cluster
+ * parses the URLs); here only their length and the id's characters. */
+static int relay_set_redis(struct relay_config *cfg, const char *s)
+{
+	if (strncmp(s, "redis://", 8) != 0 || strlen(s) > 255)
+		return -1;
+	return relay_set_string(&cfg->redis, s);
+}
+
+static int relay_set_node_url(struct relay_config *cfg, const char *s)
+{
+	if ((strncmp(s, "ws://", 5) != 0 && strncmp(s, "wss://", 6) != 0) ||
+	    strlen(s) > 255 || strchr(s + 6, '/') || strpbrk(s, " \"\\<>"))
+		return -1;
+	return relay_set_string(&cfg->node_url, s);
+}
+
+static int relay_set_node_id(struct relay_config *cfg, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 32 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				       "abcdefghijklmnopqrstuvwxyz"
+				       "0123456789._-") != n)
+		return -1;
+	return relay_set_string(&cfg->node_id, s);
+}
+
+static int relay_set_lease(struct relay_config *cfg, const char *s)
+{
+	int v;
+
+	if (relay_parse_secs(s, 1000, 60000, &v))
+		return -1;
+	cfg->lease_ms = (uint32_t)v;
+	return 0;
+}
+
+static int relay_set_redis_timeout(struct relay_config *cfg, const char *s)
+{
+	int v;
+
+	if (relay_parse_secs(s, 10, 5000, &v))
+		return -1;
+	cfg->redis_timeout_ms = (uint32_t)v;
+	return 0;
+}
+
 static int relay_set_log_format(struct relay_config *cfg, const char *s)
 {
 	if (!strcmp(s, "text"))
@@ -435,6 +492,11 @@ static const struct relay_opt RELAY_OPTS[] = {
 	{ "token-skew", true, RELAY_OPT_BOTH, relay_set_token_skew },
 	{ "metrics-token-file", true, RELAY_OPT_BOTH, relay_set_metrics_token },
 	{ "test-clock", false, RELAY_OPT_BOTH, relay_set_test_clock },
+	{ "redis", true, RELAY_OPT_BOTH, relay_set_redis },
+	{ "node-url", true, RELAY_OPT_BOTH, relay_set_node_url },
+	{ "node-id", true, RELAY_OPT_BOTH, relay_set_node_id },
+	{ "lease-ms", true, RELAY_OPT_BOTH, relay_set_lease },
+	{ "redis-timeout-ms", true, RELAY_OPT_BOTH, relay_set_redis_timeout },
 	{ "check", false, RELAY_OPT_FLAG_ONLY, relay_set_check },
 	{ "config", true, RELAY_OPT_FLAG_ONLY, NULL },
 	{ "version", false, RELAY_OPT_FLAG_ONLY, NULL },
@@ -590,6 +652,8 @@ static void relay_config_defaults(struct relay_config *cfg, int argc,
 	cfg->token_skew_s = 300;
 	cfg->retain_assist_days = 30; /* relay_retain.h says why */
 	cfg->retain_audit_days = 0;
+	cfg->lease_ms = 3000;
+	cfg->redis_timeout_ms = 250;
 	cfg->argc = argc;
 	cfg->argv = argv;
 }
@@ -602,6 +666,9 @@ void relay_config_free(struct relay_config *cfg)
 	free(cfg->web_dir);
 	free(cfg->config_path);
 	free(cfg->metrics_token);
+	free(cfg->redis);
+	free(cfg->node_url);
+	free(cfg->node_id);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -52,6 +52,12 @@ struct relay_config {
 	int token_skew_s;         /* how far iat may be ahead of the clock */
 	char *metrics_token;      /* Bearer token /metrics needs, or NULL */
 	bool check_only;          /* --check: load, report, exit */
+	/* The cluster (docs/cluster.md); redis NULL: one relay alone. */
+	char *redis;              /* redis://HOST:PORT[/DB] */
+	char *node_url;           /* NULL: derived from --listen */
+	char *node_id;            /* NULL: drawn at start */
+	uint32_t lease_ms;
+	uint32_t redis_timeout_ms;
 
 	/* The command line, borrowed from main() for reloads. */
 	int argc;

@@ -247,6 +247,21 @@ void relay_conn_refuse_retry(struct relay_conn *c, int err, const char *detail,
 	relay_conn_close(c, info->close_code, info->code);
 }
 
+void relay_conn_redirect(struct relay_conn *c, const char *url)
+{
+	const struct proto_err_info *info = proto_err_info(-PROTO_E_REDIRECT);
+
+	if (c->state == RELAY_ST_CLOSING)
+		return;
+	relay_log("redirect", "url=%s role=%s", url, c->is_host ? "host" : "viewer");
+	c->relay->conn_events->gone(c);
+	c->relay->stats.refusals[PROTO_E_REDIRECT]++;
+	relay_conn_send_json(c, proto_ctrl_build(PROTO_MSG_ERROR,
+		"{s:s, s:s, s:s}", "code", info->code, "message",
+		info->message, "url", url));
+	relay_conn_close(c, info->close_code, info->code);
+}
+
 void relay_conn_wait_keyframe(struct relay_conn *c)
 {
 	c->skip_video = true;
@@ -550,16 +565,16 @@ static void relay_conn_dispatch(struct relay_conn *c, const struct proto_ctrl *m
 		ev->msg(c, m);
 }
 
-static void relay_conn_text_done(struct relay_conn *c)
+/* One whole control message: parsed and dispatched; kept for later if
+ * the layer above deferred it. */
+static void relay_conn_text(struct relay_conn *c, const char *text, size_t len)
 {
 	struct proto_ctrl m;
 	char why[256];
 	enum proto_dir dir = c->is_host ? PROTO_DIR_HOST_TO_RELAY :
 					  PROTO_DIR_VIEWER_TO_RELAY;
-	int err = proto_ctrl_parse(c->rx_text, c->rx_text_len, dir, &m, why,
-				   sizeof(why));
+	int err = proto_ctrl_parse(text, len, dir, &m, why, sizeof(why));
 
-	c->rx_text_len = 0;
 	if (err && c->state == RELAY_ST_HELLO) {
 		/* Nothing can happen before a valid hello. */
 		relay_conn_refuse(c, err, why);
@@ -569,8 +584,60 @@ static void relay_conn_text_done(struct relay_conn *c)
 		relay_conn_send_error(c, err, why);
 		return;
 	}
+	c->defer_asked = false;
 	relay_conn_dispatch(c, &m);
 	proto_ctrl_release(&m);
+	if (!c->defer_asked || c->state == RELAY_ST_CLOSING) {
+		c->deferred_since_us = 0;
+		return;
+	}
+	if (text != c->deferred) {
+		free(c->deferred);
+		c->deferred = relay_xmalloc(len);
+		memcpy(c->deferred, text, len);
+		c->deferred_len = len;
+		c->deferred_since_us = relay_mono_us();
+		lws_rx_flow_control(c->wsi, 0);
+	}
+}
+
+static void relay_conn_text_done(struct relay_conn *c)
+{
+	size_t len = c->rx_text_len;
+
+	c->rx_text_len = 0;
+	relay_conn_text(c, c->rx_text, len);
+}
+
+void relay_conn_defer(struct relay_conn *c, uint64_t delay_us)
+{
+	c->defer_asked = true;
+	/* The deferral has its own deadline (the layer above's): the hello
+	 * timer must not end a hello that is only waiting. */
+	relay_timer_stop(&c->hello_timer);
+	relay_timer_start(&c->defer_timer, delay_us);
+}
+
+uint64_t relay_conn_deferred_for(const struct relay_conn *c)
+{
+	return c->deferred_since_us ? relay_mono_us() - c->deferred_since_us
+				    : 0;
+}
+
+static void relay_conn_defer_due(struct relay_timer *t)
+{
+	struct relay_conn *c = lws_container_of(t, struct relay_conn,
+						defer_timer);
+
+	if (!c->deferred || c->state == RELAY_ST_CLOSING)
+		return;
+	relay_conn_text(c, c->deferred, c->deferred_len);
+	if (c->defer_asked || !c->deferred)
+		return;
+	free(c->deferred);
+	c->deferred = NULL;
+	if (c->state != RELAY_ST_CLOSING)
+		lws_rx_flow_control(c->wsi, 1);
 }
 
 static void relay_conn_rx_text(struct relay_conn *c, const void *in,
@@ -778,6 +845,7 @@ static void relay_conn_open(struct relay_conn *c, struct lws *wsi, bool host)
 	relay_timer_init(&c->hello_timer, r->loop, relay_conn_hello_due);
 	relay_timer_init(&c->token_timer, r->loop, relay_conn_token_due);
 	relay_timer_init(&c->keepalive_timer, r->loop, relay_conn_keepalive);
+	relay_timer_init(&c->defer_timer, r->loop, relay_conn_defer_due);
 	c->last_rx_us = c->last_progress_us;
 	relay_timer_start(&c->keepalive_timer, relay_conn_ping_us(r));
 	relay_queue_init(&c->q);
@@ -816,9 +884,11 @@ static void relay_conn_gone(struct relay_conn *c)
 	relay_timer_stop(&c->hello_timer);
 	relay_timer_stop(&c->token_timer);
 	relay_timer_stop(&c->keepalive_timer);
+	relay_timer_stop(&c->defer_timer);
 	relay_queue_free(&c->q);
 	relay_frame_unref(c->rx);
 	free(c->rx_text);
+	free(c->deferred);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

@@ -69,6 +69,18 @@ void relay_conn_refuse_retry(struct relay_conn *c, int err, const char *detail,
  * queued for it is written. */
 void relay_conn_close(struct relay_conn *c, int code, const char *reason);
 
+/* Refuses c with the error redirect (4024), whose "url" is the node that
+ * holds the desktop (docs/cluster.md). */
+void relay_conn_redirect(struct relay_conn *c, const char *url);
+
+/* Called by the layer above while it handles a hello or a join: the
+ * message is handed to it again in delay_us (as if the peer had sent it
+ * again), and nothing more is read from the peer until it is done with.
+ * relay_conn_deferred_for says for how long the message has waited
+ * (0 the first time), for the caller's own deadline. */
+void relay_conn_defer(struct relay_conn *c, uint64_t delay_us);
+uint64_t relay_conn_deferred_for(const struct relay_conn *c);
+
 /* Offers a media frame to a viewer under the slow-viewer policy; takes
  * its own reference when it queues the frame. */
 void relay_conn_send_media(struct relay_conn *c, struct relay_frame *f);

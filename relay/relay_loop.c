@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <hiredis/adapters/libev.h>
 #include <stdlib.h>
 
 #include "relay/relay_alloc.h"
@@ -60,6 +61,11 @@ struct relay_loop *relay_loop_new(void)
 void *relay_loop_native(struct relay_loop *l)
 {
 	return l->ev;
+}
+
+int relay_loop_attach_redis(struct relay_loop *l, struct redisAsyncContext *ac)
+{
+	return redisLibevAttach(l->ev, ac) == REDIS_OK ? 0 : -1;
 }
 
 static void relay_loop_signal_cb(struct ev_loop *ev, ev_signal *w, int revents)

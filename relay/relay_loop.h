@@ -40,6 +40,11 @@ struct relay_loop *relay_loop_new(void);
 /* The libev loop itself, for lws's info.foreign_loops. */
 void *relay_loop_native(struct relay_loop *l);
 
+struct redisAsyncContext;
+/* Puts a hiredis asynchronous connection on the loop (hiredis's libev
+ * adapter), so its replies arrive on the loop's thread.  0 or -1. */
+int relay_loop_attach_redis(struct relay_loop *l, struct redisAsyncContext *ac);
+
 /* Calls cb(signum, arg) on the loop's thread when signum arrives (at most
  * four signals per loop).  Returns 0 or -ENOSPC. */
 int relay_loop_on_signal(struct relay_loop *l, int signum,

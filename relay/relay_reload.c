@@ -53,6 +53,16 @@ static void relay_keep_fixed(struct relay_config *running,
 		relay_log("reload-kept", "setting=test-clock restart=needed");
 		fresh->test_clock = running->test_clock;
 	}
+	/* A node's place in the cluster is fixed for its life. */
+	relay_keep_str(&fresh->redis, &running->redis, "redis");
+	relay_keep_str(&fresh->node_url, &running->node_url, "node-url");
+	relay_keep_str(&fresh->node_id, &running->node_id, "node-id");
+	if (fresh->lease_ms != running->lease_ms ||
+	    fresh->redis_timeout_ms != running->redis_timeout_ms) {
+		relay_log("reload-kept", "setting=lease-ms,redis-timeout-ms restart=needed");
+		fresh->lease_ms = running->lease_ms;
+		fresh->redis_timeout_ms = running->redis_timeout_ms;
+	}
 }
 
 /* 0 if cert and key load and belong together, else -1 with why. */

@@ -74,8 +74,9 @@ const char *relay_assist_state_name(enum relay_assist_state s);
 /* The state named s; -PROTO_E_MALFORMED if none is. */
 int relay_assist_state_parse(const char *s, enum relay_assist_state *out);
 
-/* One collaboration, as load_all hands it out.  code is NULL when the
- * desktop has no code (only an owner key); user is NULL when unknown. */
+/* One collaboration, as load_all and find hand it out.  code is NULL
+ * when the desktop has no code (only an owner key); user is NULL when
+ * unknown. */
 struct relay_store_collab {
 	const char *desktop;
 	const char *code;
@@ -104,6 +105,13 @@ struct relay_store_event {
 	const char *detail;
 };
 
+/* What collab_find looks a collaboration up by. */
+enum relay_collab_by {
+	RELAY_COLLAB_BY_DESKTOP,
+	RELAY_COLLAB_BY_CODE,      /* the canonical code (proto_code.h) */
+	RELAY_COLLAB_BY_OWNER_KEY,
+};
+
 struct relay_store;
 
 typedef int (*relay_store_collab_cb)(const struct relay_store_collab *c,
@@ -119,7 +127,10 @@ struct relay_store_ops {
 	/* The sentence describing the last -PROTO_E_INTERNAL, or "". */
 	const char *(*why)(const struct relay_store *st);
 
-	/* Collaborations: one row per desktop; put replaces it. */
+	/* Collaborations: one row per desktop; put replaces it.  A code and
+	 * an owner key each belong to one desktop at most: put refuses one
+	 * that another desktop holds with -PROTO_E_STATE (and stores
+	 * nothing). */
 	int (*collab_put)(struct relay_store *st, const char *desktop,
 			  const char *code, const char *owner_key,
 			  const char *user);
@@ -128,6 +139,12 @@ struct relay_store_ops {
 	/* Calls cb for every stored desktop, in desktop order. */
 	int (*collab_load_all)(struct relay_store *st, relay_store_collab_cb cb,
 			       void *arg);
+	/* Calls cb once with the desktop whose desktop id, code or owner
+	 * key (by) is value, through an index; -PROTO_E_NOT_FOUND if none
+	 * is, -PROTO_E_MALFORMED for a NULL value or an unknown by. */
+	int (*collab_find)(struct relay_store *st, enum relay_collab_by by,
+			   const char *value, relay_store_collab_cb cb,
+			   void *arg);
 
 	/* Permissions: a user never set has both off. */
 	int (*perm_get)(struct relay_store *st, const char *user, bool *help,
@@ -138,19 +155,32 @@ struct relay_store_ops {
 	/* One change made of several writes (an assistance state and its
 	 * audit event): begin, the writes, then commit, which stores all of
 	 * them or, if any write in between failed, none (returning that
-	 * write's error).  Once a write has failed, the later writes of the
-	 * batch are not tried and return the same error.  No reads and no
-	 * nested begin in between. */
+	 * write's error).  A write inside a batch may return 0 and leave its
+	 * error to commit (a backend that sends the batch at commit checks
+	 * the guards there: assist_create's new id, assist_set_state's id
+	 * and from-mask, collab_put's unique code and owner key), so the
+	 * caller decides on commit's result alone.  Once a write has
+	 * returned an error, the later writes of the batch are not tried
+	 * and return the same error.  No reads and no nested begin in
+	 * between. */
 	int (*begin)(struct relay_store *st);
 	int (*commit)(struct relay_store *st);
 
 	/* Assistance requests.  create refuses an id that exists with
 	 * -PROTO_E_STATE; set_state and get return -PROTO_E_NOT_FOUND for
-	 * an unknown id.  set_state records admin unless it is NULL. */
+	 * an unknown id.  set_state records admin unless it is NULL.
+	 *
+	 * set_state is a compare-and-set: it changes the request only if
+	 * the stored state's bit is in from (RELAY_ASSIST_ALL: whatever it
+	 * is); otherwise it returns -PROTO_E_STATE and changes nothing
+	 * (inside a batch, the whole batch fails).  This is what makes an
+	 * expiry fire once and one of two racing administrators win when
+	 * several relays share the store.  from must be a non-empty subset
+	 * of RELAY_ASSIST_ALL, or -PROTO_E_MALFORMED. */
 	int (*assist_create)(struct relay_store *st,
 			     const struct relay_store_assist *a);
 	int (*assist_set_state)(struct relay_store *st, const char *id,
-				enum relay_assist_state state,
+				unsigned from, enum relay_assist_state state,
 				const char *admin);
 	int (*assist_get)(struct relay_store *st, const char *id,
 			  struct relay_store_assist *out);

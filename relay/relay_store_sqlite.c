@@ -50,6 +50,12 @@ static const char *const STATE_NAMES[RELAY_ASSIST__COUNT] = {
 #define FINISHED_SQL "state IN ('ended', 'declined', 'expired')"
 /* The states that expire (pending, invited, accepted). */
 #define WAITING_SQL "state IN ('pending', 'invited', 'accepted')"
+/* The state's enum value (its bit in a mask), in STATE_NAMES' order; a
+ * state this relay does not know matches no mask. */
+#define STATE_INDEX_SQL                                                   \
+	"(CASE state WHEN 'pending' THEN 0 WHEN 'invited' THEN 1 "        \
+	"WHEN 'accepted' THEN 2 WHEN 'active' THEN 3 WHEN 'ended' THEN 4 " \
+	"WHEN 'declined' THEN 5 WHEN 'expired' THEN 6 ELSE 63 END)"
 
 /* Migration i takes the schema from user_version i to i + 1. */
 static const char *const MIGRATIONS[] = {
@@ -88,9 +94,22 @@ static const char *const MIGRATIONS[] = {
 	"CREATE INDEX assist_open_desktop ON assist (desktop, requested_at) "
 	"  WHERE " OPEN_SQL ";"
 	"CREATE INDEX assist_due ON assist (expires_at) WHERE " WAITING_SQL ";",
+
+	/* Lookups by code and by owner key, each owned by one desktop.  A
+	 * relay before this version did not enforce that; a duplicate
+	 * (which 58.9 random bits make unheard of) is kept by the first row
+	 * stored, and the others lose it: a code they share goes, a row
+	 * that shares an owner key goes (its host draws a new one). */
+	"DELETE FROM collab WHERE rowid NOT IN ("
+	"  SELECT min(rowid) FROM collab GROUP BY owner_key);"
+	"UPDATE collab SET code = NULL WHERE code IS NOT NULL AND rowid NOT IN ("
+	"  SELECT min(rowid) FROM collab WHERE code IS NOT NULL GROUP BY code);"
+	"CREATE UNIQUE INDEX collab_by_code ON collab (code);"
+	"CREATE UNIQUE INDEX collab_by_owner_key ON collab (owner_key);",
 };
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
+#define COLLAB_COLS "desktop, code, owner_key, user"
 #define ASSIST_COLS \
 	"id, desktop, user, initiator, admin, requested_at, expires_at, state"
 
@@ -98,6 +117,9 @@ enum {
 	ST_COLLAB_PUT,
 	ST_COLLAB_DEL,
 	ST_COLLAB_ALL,
+	ST_COLLAB_BY_DESKTOP,
+	ST_COLLAB_BY_CODE,
+	ST_COLLAB_BY_OWNER_KEY,
 	ST_PERM_GET,
 	ST_PERM_SET,
 	ST_ASSIST_NEW,
@@ -119,18 +141,32 @@ enum {
 };
 
 static const char *const SQL[ST__COUNT] = {
-	[ST_COLLAB_PUT] = "INSERT OR REPLACE INTO collab "
-			  "(desktop, code, owner_key, user) VALUES (?, ?, ?, ?)",
+	/* An upsert, not INSERT OR REPLACE: that would delete another
+	 * desktop's row holding the same code instead of refusing. */
+	[ST_COLLAB_PUT] = "INSERT INTO collab (desktop, code, owner_key, user) "
+			  "VALUES (?, ?, ?, ?) ON CONFLICT (desktop) DO UPDATE "
+			  "SET code = excluded.code, "
+			  "owner_key = excluded.owner_key, user = excluded.user",
 	[ST_COLLAB_DEL] = "DELETE FROM collab WHERE desktop = ?",
-	[ST_COLLAB_ALL] = "SELECT desktop, code, owner_key, user FROM collab "
+	[ST_COLLAB_ALL] = "SELECT " COLLAB_COLS " FROM collab "
 			  "ORDER BY desktop",
+	[ST_COLLAB_BY_DESKTOP] = "SELECT " COLLAB_COLS " FROM collab "
+				 "WHERE desktop = ?",
+	[ST_COLLAB_BY_CODE] = "SELECT " COLLAB_COLS " FROM collab "
+			      "INDEXED BY collab_by_code WHERE code = ?",
+	[ST_COLLAB_BY_OWNER_KEY] = "SELECT " COLLAB_COLS " FROM collab "
+				   "INDEXED BY collab_by_owner_key "
+				   "WHERE owner_key = ?",
 	[ST_PERM_GET] = "SELECT help, collab FROM permission WHERE user = ?",
 	[ST_PERM_SET] = "INSERT OR REPLACE INTO permission (user, help, collab) "
 			"VALUES (?, ?, ?)",
 	[ST_ASSIST_NEW] = "INSERT INTO assist (" ASSIST_COLS ") "
 			  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	/* ?4 is the from-mask: the row changes only if its state's bit is
+	 * set in it (the compare-and-set of relay_store.h). */
 	[ST_ASSIST_STATE] = "UPDATE assist SET state = ?2, "
-			    "admin = COALESCE(?3, admin) WHERE id = ?1",
+			    "admin = COALESCE(?3, admin) "
+			    "WHERE id = ?1 AND (?4 >> " STATE_INDEX_SQL ") & 1",
 	[ST_ASSIST_GET] = "SELECT " ASSIST_COLS " FROM assist WHERE id = ?",
 	/* Pages: ?1, ?2 are the previous page's last (requested_at, id). */
 	[ST_ASSIST_ALL] = "SELECT " ASSIST_COLS " FROM assist "
@@ -367,6 +403,20 @@ static int collab_row(sqlite3_stmt *stmt, void *ctx)
 	return w->cb.collab(&c, w->arg);
 }
 
+/* collab_row for a lookup: the key is unique, so there is one row. */
+struct collab_seen {
+	struct walk *w;
+	bool found;
+};
+
+static int collab_row_once(sqlite3_stmt *stmt, void *ctx)
+{
+	struct collab_seen *seen = ctx;
+
+	seen->found = true;
+	return collab_row(stmt, seen->w);
+}
+
 static int collab_load_all(struct relay_store *st, relay_store_collab_cb cb,
 			   void *arg)
 {
@@ -377,6 +427,29 @@ static int collab_load_all(struct relay_store *st, relay_store_collab_cb cb,
 		return -PROTO_E_MALFORMED;
 	return stmt_rows(s, stmt_get(s, ST_COLLAB_ALL), "collab load", collab_row,
 			 &w);
+}
+
+static int collab_find(struct relay_store *st, enum relay_collab_by by,
+		       const char *value, relay_store_collab_cb cb, void *arg)
+{
+	static const int BY_STMT[] = {
+		[RELAY_COLLAB_BY_DESKTOP] = ST_COLLAB_BY_DESKTOP,
+		[RELAY_COLLAB_BY_CODE] = ST_COLLAB_BY_CODE,
+		[RELAY_COLLAB_BY_OWNER_KEY] = ST_COLLAB_BY_OWNER_KEY,
+	};
+	struct store_sqlite *s = sq(st);
+	struct walk w = { .cb.collab = cb, .arg = arg };
+	struct collab_seen seen = { .w = &w };
+	sqlite3_stmt *stmt;
+	int rc;
+
+	if (!value || !cb || (unsigned)by >= sizeof BY_STMT / sizeof BY_STMT[0])
+		return -PROTO_E_MALFORMED;
+	stmt = stmt_get(s, BY_STMT[by]);
+	if (!bind_str(stmt, 1, value))
+		return store_fail(s, "collab find");
+	rc = stmt_rows(s, stmt, "collab find", collab_row_once, &seen);
+	return rc == 0 && !seen.found ? -PROTO_E_NOT_FOUND : rc;
 }
 
 static int perm_get(struct relay_store *st, const char *user, bool *help,
@@ -441,21 +514,38 @@ static int assist_create(struct relay_store *st,
 	return stmt_run(s, stmt, "assist create");
 }
 
+static int assist_get(struct relay_store *st, const char *id,
+		      struct relay_store_assist *out);
+
+/* A from-mask set_state accepts: some state, and no bit beyond them. */
+static bool from_ok(unsigned from)
+{
+	return from != 0 && (from & ~RELAY_ASSIST_ALL) == 0;
+}
+
 static int assist_set_state(struct relay_store *st, const char *id,
-			    enum relay_assist_state state, const char *admin)
+			    unsigned from, enum relay_assist_state state,
+			    const char *admin)
 {
 	struct store_sqlite *s = sq(st);
 	sqlite3_stmt *stmt = stmt_get(s, ST_ASSIST_STATE);
+	struct relay_store_assist cur;
 	int rc;
 
-	if (!id || (unsigned)state >= RELAY_ASSIST__COUNT)
+	if (!id || (unsigned)state >= RELAY_ASSIST__COUNT || !from_ok(from))
 		return batch_note(s, -PROTO_E_MALFORMED);
 	if (!bind_str(stmt, 1, id) || !bind_str(stmt, 2, STATE_NAMES[state]) ||
-	    !bind_str(stmt, 3, admin))
+	    !bind_str(stmt, 3, admin) || !bind_int(stmt, 4, from))
 		return store_fail(s, "assist state");
 	rc = stmt_run(s, stmt, "assist state");
-	if (rc == 0 && sqlite3_changes(s->db) == 0)
-		rc = -PROTO_E_NOT_FOUND;
+	/* Nothing changed: the id is unknown, or its state is not in from
+	 * (the read is in the same transaction or connection as the
+	 * update, so it sees the row the update saw). */
+	if (rc == 0 && sqlite3_changes(s->db) == 0) {
+		rc = assist_get(st, id, &cur);
+		if (rc == 0)
+			rc = -PROTO_E_STATE;
+	}
 	return batch_note(s, rc);
 }
 
@@ -721,6 +811,7 @@ static const struct relay_store_ops SQLITE_OPS = {
 	.collab_put = collab_put,
 	.collab_del = collab_del,
 	.collab_load_all = collab_load_all,
+	.collab_find = collab_find,
 	.perm_get = perm_get,
 	.perm_set = perm_set,
 	.assist_create = assist_create,

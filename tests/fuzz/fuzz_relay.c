@@ -207,6 +207,7 @@ static void fz_store_tidy(void)
 				     fz_end_assist, ids);
 		for (int i = 0; i < 8 && ids[i][0]; i++)
 			if (st->ops->assist_set_state(st, ids[i],
+						      RELAY_ASSIST_ALL,
 						      RELAY_ASSIST_ENDED, NULL))
 				fz_die("cannot end an assistance request");
 	} while (ids[7][0]);

@@ -127,6 +127,122 @@ static void test_collab_put_load_del(void **state)
 			 -PROTO_E_MALFORMED);
 }
 
+static void expect_events(struct relay_store *st, int64_t since,
+			  unsigned limit, const char *want);
+
+/* collab_find's row as "desktop code key user", into arg (512 bytes). */
+static int collab_one(const struct relay_store_collab *c, void *arg)
+{
+	*(char *)arg = '\0';
+	return collab_cat(c, arg);
+}
+
+static void expect_find(struct relay_store *st, enum relay_collab_by by,
+			const char *value, const char *want)
+{
+	char got[512] = "";
+	int rc = st->ops->collab_find(st, by, value, collab_one, got);
+
+	if (!want) {
+		if (rc != -PROTO_E_NOT_FOUND)
+			fail_msg("find %d %s: %d \"%s\", want not found", by,
+				 value, rc, got);
+		return;
+	}
+	if (rc != 0)
+		fail_msg("find %d %s: %d (%s), want \"%s\"", by, value, rc,
+			 st->ops->why(st), want);
+	assert_string_equal(got, want);
+}
+
+static int collab_stop(const struct relay_store_collab *c, void *arg)
+{
+	(void)c;
+	(void)arg;
+	return 7;
+}
+
+/* Each of the three keys finds its one row, follows put and del, and
+ * survives a restart. */
+static void test_collab_find(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+	char got[512] = "";
+
+	assert_int_equal(st->ops->collab_put(st, "desk-1", "K7M4Q2XW9PDH",
+					     "k1", "dana"), 0);
+	assert_int_equal(st->ops->collab_put(st, "desk-2", NULL, "k2", NULL),
+			 0);
+	expect_find(st, RELAY_COLLAB_BY_DESKTOP, "desk-1",
+		    "desk-1 K7M4Q2XW9PDH k1 dana;");
+	expect_find(st, RELAY_COLLAB_BY_CODE, "K7M4Q2XW9PDH",
+		    "desk-1 K7M4Q2XW9PDH k1 dana;");
+	expect_find(st, RELAY_COLLAB_BY_OWNER_KEY, "k2", "desk-2 - k2 -;");
+	expect_find(st, RELAY_COLLAB_BY_DESKTOP, "desk-3", NULL);
+	expect_find(st, RELAY_COLLAB_BY_CODE, "222222222222", NULL);
+	expect_find(st, RELAY_COLLAB_BY_OWNER_KEY, "k3", NULL);
+	/* A code is matched as stored, not normalised by the store. */
+	expect_find(st, RELAY_COLLAB_BY_CODE, "k7m4q2xw9pdh", NULL);
+	assert_int_equal(st->ops->collab_put(st, "desk-1", "222222222222",
+					     "k1", "dana"), 0);
+	expect_find(st, RELAY_COLLAB_BY_CODE, "K7M4Q2XW9PDH", NULL);
+	restart(f);
+	st = f->st;
+	expect_find(st, RELAY_COLLAB_BY_CODE, "222222222222",
+		    "desk-1 222222222222 k1 dana;");
+	expect_find(st, RELAY_COLLAB_BY_OWNER_KEY, "k1",
+		    "desk-1 222222222222 k1 dana;");
+	assert_int_equal(st->ops->collab_find(st, RELAY_COLLAB_BY_DESKTOP,
+					      "desk-1", collab_stop, NULL), 7);
+	assert_int_equal(st->ops->collab_del(st, "desk-1"), 0);
+	expect_find(st, RELAY_COLLAB_BY_CODE, "222222222222", NULL);
+	expect_find(st, RELAY_COLLAB_BY_OWNER_KEY, "k1", NULL);
+	expect_find(st, RELAY_COLLAB_BY_DESKTOP, "desk-1", NULL);
+	assert_int_equal(st->ops->collab_find(st, RELAY_COLLAB_BY_CODE, NULL,
+					      collab_one, got),
+			 -PROTO_E_MALFORMED);
+	assert_int_equal(st->ops->collab_find(st, (enum relay_collab_by)9,
+					      "desk-2", collab_one, got),
+			 -PROTO_E_MALFORMED);
+}
+
+/* A code, and an owner key, belong to one desktop: another desktop's
+ * put of it is refused and stores nothing, alone or in a batch. */
+static void test_collab_unique(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+	int rc;
+
+	assert_int_equal(st->ops->collab_put(st, "desk-1", "AAAAAAAAAAAA",
+					     "k1", "dana"), 0);
+	assert_int_equal(st->ops->collab_put(st, "desk-2", "AAAAAAAAAAAA",
+					     "k2", "eve"), -PROTO_E_STATE);
+	assert_int_equal(st->ops->collab_put(st, "desk-2", "BBBBBBBBBBBB",
+					     "k1", "eve"), -PROTO_E_STATE);
+	expect_collabs(st, "desk-1 AAAAAAAAAAAA k1 dana;");
+	/* Its own code and key again, or a new key: fine. */
+	assert_int_equal(st->ops->collab_put(st, "desk-1", "AAAAAAAAAAAA",
+					     "k3", "dana"), 0);
+	expect_find(st, RELAY_COLLAB_BY_OWNER_KEY, "k1", NULL);
+	assert_int_equal(st->ops->begin(st), 0);
+	rc = st->ops->collab_put(st, "desk-2", "AAAAAAAAAAAA", "k2", "eve");
+	if (rc != 0 && rc != -PROTO_E_STATE)
+		fail_msg("put in a batch: %d", rc);
+	st->ops->audit_append(st, 10, "eve", "collab_start", "desk-2", NULL);
+	assert_int_equal(st->ops->commit(st), -PROTO_E_STATE);
+	expect_events(st, 0, 10, "");
+	expect_collabs(st, "desk-1 AAAAAAAAAAAA k3 dana;");
+	/* Once desk-1 lets go of the code, desk-2 may have it. */
+	assert_int_equal(st->ops->collab_put(st, "desk-1", NULL, "k3", "dana"),
+			 0);
+	assert_int_equal(st->ops->collab_put(st, "desk-2", "AAAAAAAAAAAA",
+					     "k2", "eve"), 0);
+	expect_find(st, RELAY_COLLAB_BY_CODE, "AAAAAAAAAAAA",
+		    "desk-2 AAAAAAAAAAAA k2 eve;");
+}
+
 static void expect_perm(struct relay_store *st, const char *user, bool help,
 			bool collab)
 {
@@ -217,14 +333,14 @@ static void test_assist_lifecycle(void **state)
 	assert_int_equal(st->ops->assist_create(st, &a), -PROTO_E_STATE);
 	assert_int_equal(st->ops->assist_get(st, "r1", &got), 0);
 	assert_memory_equal(&got, &a, sizeof a);
-	assert_int_equal(st->ops->assist_set_state(st, "r1",
+	assert_int_equal(st->ops->assist_set_state(st, "r1", RELAY_ASSIST_ALL,
 						   RELAY_ASSIST_ACCEPTED, "root"),
 			 0);
 	/* A NULL admin keeps the one recorded. */
-	assert_int_equal(st->ops->assist_set_state(st, "r1",
+	assert_int_equal(st->ops->assist_set_state(st, "r1", RELAY_ASSIST_ALL,
 						   RELAY_ASSIST_ACTIVE, NULL),
 			 0);
-	assert_int_equal(st->ops->assist_set_state(st, "r2",
+	assert_int_equal(st->ops->assist_set_state(st, "r2", RELAY_ASSIST_ALL,
 						   RELAY_ASSIST_DECLINED, "ops"),
 			 0);
 	restart(f);
@@ -238,13 +354,138 @@ static void test_assist_lifecycle(void **state)
 	expect_assists(st, RELAY_ASSIST_BIT(RELAY_ASSIST_PENDING), "");
 	assert_int_equal(st->ops->assist_get(st, "nope", &got),
 			 -PROTO_E_NOT_FOUND);
-	assert_int_equal(st->ops->assist_set_state(st, "nope",
+	assert_int_equal(st->ops->assist_set_state(st, "nope", RELAY_ASSIST_ALL,
 						   RELAY_ASSIST_ENDED, NULL),
 			 -PROTO_E_NOT_FOUND);
 	a = assist_of("r3", 1, RELAY_ASSIST_PENDING);
 	snprintf(a.initiator, sizeof a.initiator, "robot");
 	assert_int_equal(st->ops->assist_create(st, &a), -PROTO_E_MALFORMED);
 }
+
+static void expect_state(struct relay_store *st, const char *id,
+			 enum relay_assist_state state, const char *admin)
+{
+	struct relay_store_assist got;
+
+	assert_int_equal(st->ops->assist_get(st, id, &got), 0);
+	assert_string_equal(relay_assist_state_name(got.state),
+			    relay_assist_state_name(state));
+	assert_string_equal(got.admin, admin);
+}
+
+#define B(s) RELAY_ASSIST_BIT(RELAY_ASSIST_##s)
+
+/* set_state changes a request only from a state in its from-mask: of
+ * two administrators accepting one request, or two relays expiring it,
+ * one wins and the other is told -PROTO_E_STATE. */
+static void test_assist_from_mask(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+	struct relay_store_assist a = assist_of("r1", 10, RELAY_ASSIST_PENDING);
+
+	assert_int_equal(st->ops->assist_create(st, &a), 0);
+	assert_int_equal(st->ops->assist_set_state(st, "r1", B(INVITED),
+						   RELAY_ASSIST_ACCEPTED, "x"),
+			 -PROTO_E_STATE);
+	expect_state(st, "r1", RELAY_ASSIST_PENDING, "");
+	assert_int_equal(st->ops->assist_set_state(st, "r1",
+						   B(PENDING) | B(INVITED),
+						   RELAY_ASSIST_INVITED, "root"),
+			 0);
+	assert_int_equal(st->ops->assist_set_state(st, "r1", B(PENDING),
+						   RELAY_ASSIST_INVITED, "ops"),
+			 -PROTO_E_STATE);
+	expect_state(st, "r1", RELAY_ASSIST_INVITED, "root");
+	assert_int_equal(st->ops->assist_set_state(st, "r1", B(INVITED),
+						   RELAY_ASSIST_EXPIRED, NULL),
+			 0);
+	assert_int_equal(st->ops->assist_set_state(st, "r1", B(INVITED),
+						   RELAY_ASSIST_EXPIRED, NULL),
+			 -PROTO_E_STATE);
+	expect_state(st, "r1", RELAY_ASSIST_EXPIRED, "root");
+	/* The unknown id is not found whatever the mask says. */
+	assert_int_equal(st->ops->assist_set_state(st, "nope", B(PENDING),
+						   RELAY_ASSIST_ENDED, NULL),
+			 -PROTO_E_NOT_FOUND);
+	assert_int_equal(st->ops->assist_set_state(st, "r1", 0,
+						   RELAY_ASSIST_ENDED, NULL),
+			 -PROTO_E_MALFORMED);
+	assert_int_equal(st->ops->assist_set_state(st, "r1",
+						   RELAY_ASSIST_ALL + 1,
+						   RELAY_ASSIST_ENDED, NULL),
+			 -PROTO_E_MALFORMED);
+	expect_state(st, "r1", RELAY_ASSIST_EXPIRED, "root");
+}
+
+/* Inside a batch, a failed guard fails the batch: commit says so and
+ * nothing of it is stored; a write may have returned 0 before. */
+static void test_batch_guard(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+	struct relay_store_assist a = assist_of("r1", 10, RELAY_ASSIST_PENDING);
+	struct relay_store_assist b = assist_of("r2", 20, RELAY_ASSIST_PENDING);
+	int rc;
+
+	assert_int_equal(st->ops->assist_create(st, &a), 0);
+	assert_int_equal(st->ops->begin(st), 0);
+	assert_int_equal(st->ops->assist_create(st, &b), 0);
+	rc = st->ops->assist_set_state(st, "r1", B(ACCEPTED),
+				       RELAY_ASSIST_ENDED, NULL);
+	if (rc != 0 && rc != -PROTO_E_STATE)
+		fail_msg("set_state in a batch: %d", rc);
+	/* A write after a failed one returns its error, untried. */
+	assert_int_equal(st->ops->audit_append(st, 10, "a", "ended", NULL,
+					       "r1"), rc);
+	assert_int_equal(st->ops->commit(st), -PROTO_E_STATE);
+	expect_state(st, "r1", RELAY_ASSIST_PENDING, "");
+	expect_assists(st, RELAY_ASSIST_ALL, "r1:pending;");
+	expect_events(st, 0, 10, "");
+
+	/* The create of an id that exists, found at commit at the latest. */
+	assert_int_equal(st->ops->begin(st), 0);
+	st->ops->audit_append(st, 10, "a", "created", NULL, "r1");
+	st->ops->assist_create(st, &a);
+	assert_int_equal(st->ops->commit(st), -PROTO_E_STATE);
+	expect_events(st, 0, 10, "");
+
+	assert_int_equal(st->ops->begin(st), 0);
+	assert_int_equal(st->ops->assist_set_state(st, "r1", B(PENDING),
+						   RELAY_ASSIST_INVITED, "root"),
+			 0);
+	assert_int_equal(st->ops->audit_append(st, 10, "root", "invited",
+					       "desk-r1", "r1"), 0);
+	assert_int_equal(st->ops->commit(st), 0);
+	expect_state(st, "r1", RELAY_ASSIST_INVITED, "root");
+	expect_events(st, 0, 10, "10 root invited desk-r1 r1;");
+}
+
+/* Two relays sharing the store: both load a pending request, both
+ * accept it; one wins. */
+static void test_two_relays_one_winner(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *one = f->st, *two = store_open(f->dir);
+	struct relay_store_assist a = assist_of("r1", 10, RELAY_ASSIST_PENDING);
+	int rc1, rc2;
+
+	assert_int_equal(one->ops->assist_create(one, &a), 0);
+	assert_int_equal(one->ops->begin(one), 0);
+	one->ops->assist_set_state(one, "r1", B(PENDING), RELAY_ASSIST_INVITED,
+				   "root");
+	rc1 = one->ops->commit(one);
+	assert_int_equal(two->ops->begin(two), 0);
+	two->ops->assist_set_state(two, "r1", B(PENDING), RELAY_ASSIST_INVITED,
+				   "ops");
+	rc2 = two->ops->commit(two);
+	two->ops->close(two);
+	assert_int_equal(rc1, 0);
+	assert_int_equal(rc2, -PROTO_E_STATE);
+	expect_state(one, "r1", RELAY_ASSIST_INVITED, "root");
+}
+
+#undef B
 
 static void create_all(struct relay_store *st,
 		       const struct relay_store_assist *a, int n)
@@ -320,16 +561,13 @@ static void test_assist_open_for_and_due(void **state)
 	assert_int_equal(n, 2);
 	assert_string_equal(due[0].id, "p2");
 	assert_string_equal(due[1].id, "p3");
-	assert_int_equal(st->ops->assist_set_state(st, "p2",
+	assert_int_equal(st->ops->assist_set_state(st, "p2", RELAY_ASSIST_ALL,
 						   RELAY_ASSIST_EXPIRED, NULL),
 			 0);
 	assert_int_equal(st->ops->assist_due(st, 645, due, 2, &n), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(due[0].id, "p3");
 }
-
-static void expect_events(struct relay_store *st, int64_t since,
-			  unsigned limit, const char *want);
 
 /* Only finished requests older than the bound go, at most limit a call;
  * audit events likewise by time. */
@@ -376,7 +614,7 @@ static void test_batch_all_or_nothing(void **state)
 	assert_int_equal(st->ops->begin(st), 0);
 	assert_int_equal(st->ops->begin(st), -PROTO_E_STATE);
 	assert_int_equal(st->ops->assist_create(st, &a), 0);
-	assert_int_equal(st->ops->assist_set_state(st, "nope",
+	assert_int_equal(st->ops->assist_set_state(st, "nope", RELAY_ASSIST_ALL,
 						   RELAY_ASSIST_ENDED, NULL),
 			 -PROTO_E_NOT_FOUND);
 	/* Not tried: SQLite may have rolled the batch back already, and the
@@ -553,7 +791,7 @@ static void test_file_is_private_wal(void **state)
 	if ((st.st_mode & 0777) != 0600)
 		fail_msg("relay.db mode %o, want 600", st.st_mode & 0777);
 	expect_pragma(f->dir, "journal_mode", "wal");
-	expect_pragma(f->dir, "user_version", "2");
+	expect_pragma(f->dir, "user_version", "3");
 }
 
 static void test_newer_schema_refused(void **state)
@@ -597,15 +835,42 @@ static void test_schema_1_upgraded(void **state)
 		"DROP INDEX assist_by_time; DROP INDEX assist_by_state;"
 		"DROP INDEX assist_open; DROP INDEX assist_open_desktop;"
 		"DROP INDEX assist_due;"
+		"DROP INDEX collab_by_code; DROP INDEX collab_by_owner_key;"
 		"CREATE INDEX assist_by_time ON assist (requested_at);"
 		"PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	f->st = store_open(f->dir);
-	expect_pragma(f->dir, "user_version", "2");
+	expect_pragma(f->dir, "user_version", "3");
 	assert_int_equal(f->st->ops->assist_open_for(f->st, "desk-r1", &got), 0);
 	assert_string_equal(got.id, "r1");
 	assert_int_equal(f->st->ops->assist_due(f->st, 610, &got, 1, &n), 0);
 	assert_int_equal(n, 1);
+}
+
+/* A file from before schema 3, when nothing kept two desktops from
+ * sharing a code or an owner key: the first row keeps each. */
+static void test_schema_2_duplicates(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	sqlite3 *db = NULL;
+
+	f->st->ops->close(f->st);
+	f->st = NULL;
+	snprintf(path, sizeof path, "%s/relay.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"DROP INDEX collab_by_code; DROP INDEX collab_by_owner_key;"
+		"INSERT INTO collab VALUES ('d1', 'AAAAAAAAAAAA', 'k1', 'u');"
+		"INSERT INTO collab VALUES ('d0', 'AAAAAAAAAAAA', 'k0', 'u');"
+		"INSERT INTO collab VALUES ('d2', 'BBBBBBBBBBBB', 'k1', 'u');"
+		"PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	f->st = store_open(f->dir);
+	expect_pragma(f->dir, "user_version", "3");
+	expect_collabs(f->st, "d0 - k0 u;d1 AAAAAAAAAAAA k1 u;");
+	expect_find(f->st, RELAY_COLLAB_BY_CODE, "AAAAAAAAAAAA",
+		    "d1 AAAAAAAAAAAA k1 u;");
 }
 
 static void test_missing_dir(void **state)
@@ -656,12 +921,17 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_collab_put_load_del),
+		T(test_collab_find),
+		T(test_collab_unique),
 		T(test_permissions),
 		T(test_assist_lifecycle),
 		T(test_assist_pages),
 		T(test_assist_open_for_and_due),
 		T(test_prune),
 		T(test_batch_all_or_nothing),
+		T(test_assist_from_mask),
+		T(test_batch_guard),
+		T(test_two_relays_one_winner),
 		T(test_locked_is_storage),
 		cmocka_unit_test(test_assist_state_names),
 		T(test_audit),
@@ -669,6 +939,7 @@ int main(void)
 		T(test_file_is_private_wal),
 		T(test_newer_schema_refused),
 		T(test_schema_1_upgraded),
+		T(test_schema_2_duplicates),
 		cmocka_unit_test(test_missing_dir),
 		T(test_survives_sigkill),
 	};

@@ -1,0 +1,823 @@
+/*
+ * relay_cluster: leases, the desktop list and the bus in Redis; see the
+ * header and docs/cluster.md.
+ *
+ * Keys: asp:node:ID (this node's URL while it lives), asp:lease:DESKTOP
+ * (the holding node's id), asp:desktops (desktop -> JSON entry), and the
+ * channel asp:bus.  Every lease operation is one Lua script, so each is
+ * one atomic step on the server.
+ */
+#include "relay/relay_cluster.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay/relay.h"
+#include "relay/relay_alloc.h"
+
+#define RELAY_BUS "asp:bus"
+#define RELAY_DESKTOPS "asp:desktops"
+/* After a failed call, no new connection attempt for this long. */
+#define RELAY_REDIS_RETRY_US (500 * 1000)
+/* A lease counts as valid until this share of its time has passed since
+ * the renewal Redis confirmed was sent: the rest is the margin for the
+ * renewal's way to Redis and for timers that fire late. */
+#define RELAY_LEASE_SAFE(ms) ((uint64_t)(ms) * 900)
+
+/* Takes the lease if free or ours: {1} taken; {0, holder, pttl, url}. */
+static const char RELAY_LUA_CLAIM[] =
+	"local h = redis.call('GET', KEYS[1]) "
+	"if not h or h == ARGV[1] then "
+	"  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return {1} end "
+	"return {0, h, redis.call('PTTL', KEYS[1]), "
+	"        redis.call('GET', 'asp:node:' .. h) or ''}";
+/* Where the desktop is: {} nowhere; {holder, pttl, url}. */
+static const char RELAY_LUA_LOCATE[] =
+	"local h = redis.call('GET', KEYS[1]) "
+	"if not h then return {} end "
+	"return {h, redis.call('PTTL', KEYS[1]), "
+	"        redis.call('GET', 'asp:node:' .. h) or ''}";
+/* Renews a lease still ours: 1, or 0 (lost). */
+static const char RELAY_LUA_RENEW[] =
+	"if redis.call('GET', KEYS[1]) == ARGV[1] then "
+	"  return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+/* Gives a lease up if ours, with the desktop's entry. */
+static const char RELAY_LUA_RELEASE[] =
+	"if redis.call('GET', KEYS[1]) == ARGV[1] then "
+	"  redis.call('DEL', KEYS[1]) redis.call('HDEL', KEYS[2], ARGV[2]) "
+	"  return 1 end return 0";
+/* Writes the desktop's entry if the lease is ours. */
+static const char RELAY_LUA_DESCRIBE[] =
+	"if redis.call('GET', KEYS[1]) == ARGV[1] then "
+	"  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) return 1 end "
+	"return 0";
+
+/* The entries of desktops with a lease; the others (their node died
+ * before it could remove them) are removed. */
+static const char RELAY_LUA_LIST[] =
+	"local all = redis.call('HGETALL', KEYS[1]) local out = {} "
+	"for i = 1, #all, 2 do "
+	"  if redis.call('EXISTS', 'asp:lease:' .. all[i]) == 1 then "
+	"    out[#out + 1] = all[i] out[#out + 1] = all[i + 1] "
+	"  else redis.call('HDEL', KEYS[1], all[i]) end "
+	"end return out";
+
+#define RELAY_CL_OF(t, field)                                               \
+	((struct relay_cluster *)(void *)((char *)(t) -                      \
+		offsetof(struct relay_cluster, field)))
+
+struct relay_lease {
+	char desktop[RELAY_DESKTOP_MAX + 1];
+	uint64_t valid_until_us; /* monotonic */
+	uint64_t epoch;          /* which claim this is */
+};
+
+/* One renewal on its way: the reply may come after the lease is gone. */
+struct relay_renewal {
+	struct relay_cluster *cl;
+	char desktop[RELAY_DESKTOP_MAX + 1];
+	uint64_t epoch;
+	uint64_t sent_us;
+};
+
+struct relay_cluster {
+	struct relay *relay;
+	const struct relay_cluster_hooks *hooks;
+	char id[RELAY_NODE_ID_MAX + 1];
+	char url[RELAY_NODE_URL_MAX + 1];
+	char host[256];
+	int port, db;
+	uint32_t lease_ms, timeout_ms;
+
+	redisContext *sync;
+	uint64_t sync_retry_us; /* monotonic: no attempt before */
+	bool sync_up;
+	bool said_down;         /* redis-down logged since the last up */
+
+	redisAsyncContext *cmd, *sub;
+	bool cmd_up, sub_up;
+	unsigned renewing;      /* renewal replies still to come */
+	struct relay_timer renew_timer, fence_timer, async_timer;
+
+	struct relay_map leases; /* desktop -> struct relay_lease */
+	uint64_t epoch;
+	bool closing;
+	struct relay_cluster_stats stats;
+};
+
+/* ---- the URL and the node ------------------------------------------ */
+
+/* redis://HOST:PORT[/DB]; host a name or an IPv4 address. */
+static int relay_cluster_parse_url(struct relay_cluster *cl, const char *url,
+				   char *why, size_t why_len)
+{
+	const char *p = url + strlen("redis://");
+	const char *colon, *slash;
+	char *end;
+	long port, db = 0;
+	size_t n;
+
+	if (strncmp(url, "redis://", 8) != 0)
+		goto bad;
+	colon = strchr(p, ':');
+	if (!colon || colon == p || (size_t)(colon - p) >= sizeof(cl->host))
+		goto bad;
+	n = (size_t)(colon - p);
+	if (strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		   "0123456789.-") != n)
+		goto bad;
+	port = strtol(colon + 1, &end, 10);
+	if (end == colon + 1 || port < 1 || port > 65535)
+		goto bad;
+	slash = end;
+	if (*slash == '/') {
+		db = strtol(slash + 1, &end, 10);
+		if (end == slash + 1 || db < 0 || db > 15)
+			goto bad;
+	}
+	if (*end)
+		goto bad;
+	memcpy(cl->host, p, n);
+	cl->host[n] = '\0';
+	cl->port = (int)port;
+	cl->db = (int)db;
+	return 0;
+bad:
+	snprintf(why, why_len,
+		 "--redis must be redis://HOST:PORT or redis://HOST:PORT/DB (DB 0-15), not '%s'",
+		 url);
+	return -PROTO_E_MALFORMED;
+}
+
+static void relay_cluster_default_url(struct relay_cluster *cl,
+				      const struct relay *r)
+{
+	const char *host = r->cfg.listen_host;
+
+	if (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::"))
+		host = "127.0.0.1";
+	snprintf(cl->url, sizeof(cl->url), "%s://%s:%d", r->tls ? "wss" : "ws",
+		 host, r->cfg.listen_port);
+}
+
+static void relay_cluster_default_id(struct relay_cluster *cl)
+{
+	unsigned char rnd[4];
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		memset(rnd, 0, sizeof(rnd));
+	snprintf(cl->id, sizeof(cl->id), "n-%02x%02x%02x%02x", rnd[0], rnd[1],
+		 rnd[2], rnd[3]);
+}
+
+/* ---- the synchronous connection ------------------------------------ */
+
+static struct timeval relay_cluster_tv(uint32_t ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000,
+			      .tv_usec = (ms % 1000) * 1000 };
+
+	return tv;
+}
+
+static void relay_cluster_sync_down(struct relay_cluster *cl, const char *what)
+{
+	if (!cl->said_down)
+		relay_log("redis-down", "node=%s redis=%s:%d why=%s", cl->id,
+			  cl->host, cl->port, what);
+	cl->said_down = true;
+	cl->stats.redis_errors++;
+	if (cl->sync)
+		redisFree(cl->sync);
+	cl->sync = NULL;
+	cl->sync_up = false;
+	cl->sync_retry_us = relay_mono_us() + RELAY_REDIS_RETRY_US;
+}
+
+/* The synchronous connection, made again when it is gone and the wait
+ * after the last failure is over; NULL when Redis cannot be asked. */
+static redisContext *relay_cluster_sync(struct relay_cluster *cl)
+{
+	redisReply *rep;
+
+	if (cl->sync)
+		return cl->sync;
+	if (relay_mono_us() < cl->sync_retry_us)
+		return NULL;
+	cl->sync = redisConnectWithTimeout(cl->host, cl->port,
+					   relay_cluster_tv(cl->timeout_ms));
+	if (!cl->sync || cl->sync->err) {
+		relay_cluster_sync_down(cl, cl->sync ? cl->sync->errstr :
+						       "out of memory");
+		return NULL;
+	}
+	redisSetTimeout(cl->sync, relay_cluster_tv(cl->timeout_ms));
+	rep = redisCommand(cl->sync, "SELECT %d", cl->db);
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		relay_cluster_sync_down(cl, rep ? rep->str : cl->sync->errstr);
+		freeReplyObject(rep);
+		return NULL;
+	}
+	freeReplyObject(rep);
+	if (!cl->sync_up)
+		relay_log("redis-up", "node=%s redis=%s:%d", cl->id, cl->host,
+			  cl->port);
+	cl->sync_up = true;
+	cl->said_down = false;
+	return cl->sync;
+}
+
+/* One command on the synchronous connection; NULL (and the connection
+ * dropped) when Redis did not answer or answered an error. */
+static redisReply *relay_cluster_call(struct relay_cluster *cl,
+				      const char *fmt, ...)
+{
+	redisContext *c = relay_cluster_sync(cl);
+	redisReply *rep;
+	uint64_t t0;
+	va_list ap;
+
+	if (!c)
+		return NULL;
+	t0 = relay_mono_us();
+	va_start(ap, fmt);
+	rep = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	relay_hist_add(&cl->stats.rtt_us, relay_mono_us() - t0);
+	if (!rep) {
+		relay_cluster_sync_down(cl, c->errstr);
+		return NULL;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		relay_log("redis-error", "node=%s why=%s", cl->id, rep->str);
+		cl->stats.redis_errors++;
+		freeReplyObject(rep);
+		return NULL;
+	}
+	return rep;
+}
+
+/* ---- leases --------------------------------------------------------- */
+
+static void relay_cluster_fence_arm(struct relay_cluster *cl);
+
+static struct relay_lease *relay_cluster_lease(const struct relay_cluster *cl,
+					       const char *desktop)
+{
+	return relay_map_get(&cl->leases, desktop);
+}
+
+/* The lease is no longer ours: forget it and tell the layers above. */
+static void relay_cluster_lose(struct relay_cluster *cl, const char *desktop,
+			       const char *why)
+{
+	struct relay_lease *l = relay_map_del(&cl->leases, desktop);
+	char d[RELAY_DESKTOP_MAX + 1];
+
+	if (!l)
+		return;
+	snprintf(d, sizeof(d), "%s", l->desktop);
+	free(l);
+	cl->stats.losses++;
+	relay_log("lease-lost", "node=%s desktop=%s why=%s", cl->id, d, why);
+	if (cl->hooks && cl->hooks->lost)
+		cl->hooks->lost(cl->relay, d);
+}
+
+/* Reads a {holder, pttl, url} tail of a script's array reply from i. */
+static enum relay_where relay_cluster_where(const struct relay_cluster *cl,
+					    const redisReply *rep, size_t i,
+					    char *url, size_t url_len)
+{
+	const redisReply *h, *ttl, *u;
+
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < i + 3)
+		return RELAY_WHERE_NOWHERE;
+	h = rep->element[i];
+	ttl = rep->element[i + 1];
+	u = rep->element[i + 2];
+	if (h->type != REDIS_REPLY_STRING)
+		return RELAY_WHERE_NOWHERE;
+	if (!strcmp(h->str, cl->id))
+		return RELAY_WHERE_HERE;
+	/* A live node renews every third of the lease, so its lease never
+	 * has less than two thirds left, give or take a late timer; one
+	 * with less than half left stopped renewing, and one without its
+	 * node key is gone. */
+	if (u->type != REDIS_REPLY_STRING || !u->len ||
+	    ttl->type != REDIS_REPLY_INTEGER ||
+	    ttl->integer < (long long)cl->lease_ms / 2)
+		return RELAY_WHERE_STALE;
+	snprintf(url, url_len, "%s", u->str);
+	return RELAY_WHERE_THERE;
+}
+
+int relay_cluster_claim(struct relay *r, const char *desktop,
+			enum relay_where *where, char *url, size_t url_len)
+{
+	struct relay_cluster *cl = r->cluster;
+	uint64_t sent = relay_mono_us();
+	redisReply *rep;
+	struct relay_lease *l;
+
+	rep = relay_cluster_call(cl, "EVAL %s 1 asp:lease:%s %s %u",
+				 RELAY_LUA_CLAIM, desktop, cl->id, cl->lease_ms);
+	if (!rep)
+		return -PROTO_E_UNAVAILABLE;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER) {
+		freeReplyObject(rep);
+		return -PROTO_E_INTERNAL;
+	}
+	if (rep->element[0]->integer != 1) {
+		*where = relay_cluster_where(cl, rep, 1, url, url_len);
+		freeReplyObject(rep);
+		if (*where == RELAY_WHERE_THERE)
+			cl->stats.redirects++;
+		/* HERE cannot come back from a refused claim; NOWHERE means
+		 * the holder's lease ran out in between: try again. */
+		if (*where == RELAY_WHERE_HERE || *where == RELAY_WHERE_NOWHERE)
+			*where = RELAY_WHERE_STALE;
+		return 0;
+	}
+	freeReplyObject(rep);
+	l = relay_cluster_lease(cl, desktop);
+	if (!l) {
+		l = relay_xcalloc(1, sizeof(*l));
+		snprintf(l->desktop, sizeof(l->desktop), "%s", desktop);
+		l->epoch = ++cl->epoch;
+		relay_map_put(&cl->leases, l->desktop, l);
+		relay_log("lease-taken", "node=%s desktop=%s", cl->id, desktop);
+	}
+	l->valid_until_us = sent + RELAY_LEASE_SAFE(cl->lease_ms);
+	relay_cluster_fence_arm(cl);
+	*where = RELAY_WHERE_HERE;
+	return 0;
+}
+
+int relay_cluster_locate(struct relay *r, const char *desktop,
+			 enum relay_where *where, char *url, size_t url_len)
+{
+	struct relay_cluster *cl = r->cluster;
+	redisReply *rep;
+
+	if (relay_cluster_lease(cl, desktop)) {
+		*where = RELAY_WHERE_HERE;
+		return 0;
+	}
+	rep = relay_cluster_call(cl, "EVAL %s 1 asp:lease:%s", RELAY_LUA_LOCATE,
+				 desktop);
+	if (!rep)
+		return -PROTO_E_UNAVAILABLE;
+	*where = relay_cluster_where(cl, rep, 0, url, url_len);
+	freeReplyObject(rep);
+	/* Held by this node in Redis but not here: a claim of ours whose
+	 * renewal was refused as we gave it up; it runs out by itself. */
+	if (*where == RELAY_WHERE_HERE)
+		*where = RELAY_WHERE_STALE;
+	if (*where == RELAY_WHERE_THERE)
+		cl->stats.redirects++;
+	return 0;
+}
+
+void relay_cluster_release(struct relay *r, const char *desktop)
+{
+	struct relay_cluster *cl = r->cluster;
+	struct relay_lease *l = relay_map_del(&cl->leases, desktop);
+	redisReply *rep;
+
+	if (!l)
+		return;
+	free(l);
+	rep = relay_cluster_call(cl, "EVAL %s 2 asp:lease:%s " RELAY_DESKTOPS
+				 " %s %s", RELAY_LUA_RELEASE, desktop, cl->id,
+				 desktop);
+	/* Unreachable Redis: the lease runs out by itself. */
+	freeReplyObject(rep);
+	relay_log("lease-released", "node=%s desktop=%s", cl->id, desktop);
+}
+
+bool relay_cluster_holds(const struct relay *r, const char *desktop)
+{
+	return r->cluster && relay_cluster_lease(r->cluster, desktop);
+}
+
+size_t relay_cluster_leases(const struct relay *r)
+{
+	return r->cluster ? r->cluster->leases.count : 0;
+}
+
+/* ---- fencing --------------------------------------------------------- */
+
+struct relay_fence_walk {
+	uint64_t now, next;
+	char (*expired)[RELAY_DESKTOP_MAX + 1];
+	size_t n, cap;
+};
+
+static void relay_fence_one(const char *key, void *val, void *arg)
+{
+	struct relay_fence_walk *w = arg;
+	const struct relay_lease *l = val;
+
+	(void)key;
+	if (l->valid_until_us <= w->now) {
+		if (w->n == w->cap) {
+			w->cap = w->cap ? 2 * w->cap : 16;
+			w->expired = relay_xrealloc(w->expired,
+						    w->cap * sizeof(*w->expired));
+		}
+		snprintf(w->expired[w->n++], sizeof(*w->expired), "%s",
+			 l->desktop);
+	} else if (!w->next || l->valid_until_us < w->next) {
+		w->next = l->valid_until_us;
+	}
+}
+
+/* Drops every lease whose time is up, then sleeps until the next one's. */
+static void relay_cluster_fence(struct relay_cluster *cl)
+{
+	struct relay_fence_walk w = { .now = relay_mono_us() };
+
+	relay_map_each(&cl->leases, relay_fence_one, &w);
+	for (size_t i = 0; i < w.n; i++)
+		relay_cluster_lose(cl, w.expired[i], "not-renewed");
+	free(w.expired);
+	if (w.next)
+		relay_timer_start(&cl->fence_timer, w.next - w.now);
+	else
+		relay_timer_stop(&cl->fence_timer);
+}
+
+static void relay_cluster_fence_due(struct relay_timer *t)
+{
+	relay_cluster_fence(RELAY_CL_OF(t, fence_timer));
+}
+
+static void relay_cluster_fence_arm(struct relay_cluster *cl)
+{
+	if (!relay_timer_active(&cl->fence_timer))
+		relay_cluster_fence(cl);
+}
+
+/* ---- the asynchronous connections ----------------------------------- */
+
+static void relay_cluster_bus_msg(struct relay_cluster *cl, const char *text,
+				  size_t len)
+{
+	json_error_t jerr;
+	json_t *msg = json_loadb(text, len, 0, &jerr);
+	const char *from = json_string_value(json_object_get(msg, "from"));
+
+	if (!json_is_object(msg) || !json_is_string(json_object_get(msg, "op"))) {
+		relay_log("bus-malformed", "node=%s", cl->id);
+	} else if (from && strcmp(from, cl->id) != 0 && cl->hooks &&
+		   cl->hooks->bus) {
+		cl->hooks->bus(cl->relay, msg);
+	}
+	json_decref(msg);
+}
+
+static void relay_cluster_sub_cb(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct relay_cluster *cl = arg;
+	redisReply *rep = reply;
+
+	(void)ac;
+	if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
+		return;
+	if (rep->element[0]->type == REDIS_REPLY_STRING &&
+	    !strcmp(rep->element[0]->str, "subscribe")) {
+		cl->sub_up = true;
+		relay_log("bus-subscribed", "node=%s", cl->id);
+		return;
+	}
+	if (rep->element[2]->type == REDIS_REPLY_STRING)
+		relay_cluster_bus_msg(cl, rep->element[2]->str,
+				      rep->element[2]->len);
+}
+
+static void relay_cluster_async_gone(const redisAsyncContext *ac, int status)
+{
+	struct relay_cluster *cl = ac->data;
+
+	(void)status;
+	if (!cl)
+		return;
+	if (ac == cl->cmd) {
+		cl->cmd = NULL;
+		cl->cmd_up = false;
+		cl->renewing = 0;
+	} else if (ac == cl->sub) {
+		cl->sub = NULL;
+		cl->sub_up = false;
+	}
+	cl->stats.redis_errors++;
+	if (!cl->closing)
+		relay_timer_start(&cl->async_timer, RELAY_REDIS_RETRY_US);
+}
+
+static void relay_cluster_async_connected(const redisAsyncContext *ac,
+					  int status)
+{
+	struct relay_cluster *cl = ac->data;
+
+	if (status != REDIS_OK) /* hiredis frees it and calls no more */
+		relay_cluster_async_gone(ac, status);
+	else if (ac == cl->cmd)
+		cl->cmd_up = true;
+}
+
+static redisAsyncContext *relay_cluster_async_new(struct relay_cluster *cl)
+{
+	redisAsyncContext *ac = redisAsyncConnect(cl->host, cl->port);
+
+	if (!ac)
+		return NULL;
+	if (ac->err ||
+	    relay_loop_attach_redis(cl->relay->loop, ac) != 0) {
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	ac->data = cl;
+	redisAsyncSetConnectCallback(ac, relay_cluster_async_connected);
+	redisAsyncSetDisconnectCallback(ac, relay_cluster_async_gone);
+	redisAsyncCommand(ac, NULL, NULL, "SELECT %d", cl->db);
+	return ac;
+}
+
+/* Makes whichever asynchronous connection is missing. */
+static void relay_cluster_async_up(struct relay_cluster *cl)
+{
+	if (!cl->cmd)
+		cl->cmd = relay_cluster_async_new(cl);
+	if (!cl->sub) {
+		cl->sub = relay_cluster_async_new(cl);
+		if (cl->sub)
+			redisAsyncCommand(cl->sub, relay_cluster_sub_cb, cl,
+					  "SUBSCRIBE " RELAY_BUS);
+	}
+	if (!cl->cmd || !cl->sub)
+		relay_timer_start(&cl->async_timer, RELAY_REDIS_RETRY_US);
+}
+
+static void relay_cluster_async_due(struct relay_timer *t)
+{
+	relay_cluster_async_up(RELAY_CL_OF(t, async_timer));
+}
+
+/* ---- renewals -------------------------------------------------------- */
+
+static void relay_cluster_renewed(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct relay_renewal *rn = arg;
+	struct relay_cluster *cl = rn->cl;
+	redisReply *rep = reply;
+	struct relay_lease *l;
+
+	(void)ac;
+	if (cl->renewing)
+		cl->renewing--;
+	l = relay_cluster_lease(cl, rn->desktop);
+	if (rep && l && l->epoch == rn->epoch && !cl->closing) {
+		if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1) {
+			l->valid_until_us = rn->sent_us +
+					    RELAY_LEASE_SAFE(cl->lease_ms);
+			cl->stats.renewals++;
+		} else if (rep->type == REDIS_REPLY_INTEGER) {
+			relay_cluster_lose(cl, rn->desktop, "taken");
+		}
+	}
+	free(rn);
+}
+
+struct relay_renew_walk {
+	struct relay_cluster *cl;
+	uint64_t now;
+};
+
+static void relay_renew_one(const char *key, void *val, void *arg)
+{
+	struct relay_renew_walk *w = arg;
+	const struct relay_lease *l = val;
+	struct relay_renewal *rn = relay_xcalloc(1, sizeof(*rn));
+
+	(void)key;
+	rn->cl = w->cl;
+	snprintf(rn->desktop, sizeof(rn->desktop), "%s", l->desktop);
+	rn->epoch = l->epoch;
+	rn->sent_us = w->now;
+	if (redisAsyncCommand(w->cl->cmd, relay_cluster_renewed, rn,
+			      "EVAL %s 1 asp:lease:%s %s %u", RELAY_LUA_RENEW,
+			      l->desktop, w->cl->id, w->cl->lease_ms) != REDIS_OK)
+		free(rn);
+	else
+		w->cl->renewing++;
+}
+
+/* Every third of the lease: the node key and every lease, pipelined on
+ * the asynchronous connection, so the loop never waits for them.  A
+ * renewal still unanswered from the last round means Redis is slow or
+ * gone: no new round piles up behind it (fencing drops what runs out). */
+static void relay_cluster_renew(struct relay_timer *t)
+{
+	struct relay_cluster *cl = RELAY_CL_OF(t, renew_timer);
+	struct relay_renew_walk w = { .cl = cl, .now = relay_mono_us() };
+
+	relay_timer_start(t, (uint64_t)cl->lease_ms * 1000 / 3);
+	if (!cl->cmd || !cl->cmd_up || cl->renewing)
+		return;
+	redisAsyncCommand(cl->cmd, NULL, NULL, "SET asp:node:%s %s PX %u",
+			  cl->id, cl->url, cl->lease_ms);
+	relay_map_each(&cl->leases, relay_renew_one, &w);
+}
+
+/* ---- the desktop list and the bus ----------------------------------- */
+
+int relay_cluster_describe(struct relay *r, const char *desktop,
+			   const char *json)
+{
+	struct relay_cluster *cl = r->cluster;
+	redisReply *rep;
+
+	if (!relay_cluster_lease(cl, desktop))
+		return -PROTO_E_STATE;
+	rep = relay_cluster_call(cl, "EVAL %s 2 asp:lease:%s " RELAY_DESKTOPS
+				 " %s %s %s", RELAY_LUA_DESCRIBE, desktop,
+				 cl->id, desktop, json);
+	if (!rep)
+		return -PROTO_E_UNAVAILABLE;
+	freeReplyObject(rep);
+	return 0;
+}
+
+int relay_cluster_each_desktop(struct relay *r,
+			       int (*cb)(const char *desktop, const char *json,
+					 void *arg),
+			       void *arg)
+{
+	struct relay_cluster *cl = r->cluster;
+	redisReply *rep = relay_cluster_call(cl, "EVAL %s 1 " RELAY_DESKTOPS,
+					     RELAY_LUA_LIST);
+	int rc = 0;
+
+	if (!rep)
+		return -PROTO_E_UNAVAILABLE;
+	for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY &&
+			   i + 1 < rep->elements && !rc; i += 2)
+		rc = cb(rep->element[i]->str, rep->element[i + 1]->str, arg);
+	freeReplyObject(rep);
+	return rc;
+}
+
+int relay_cluster_desktop(struct relay *r, const char *desktop, char **out)
+{
+	redisReply *rep = relay_cluster_call(r->cluster, "HGET " RELAY_DESKTOPS
+					     " %s", desktop);
+	int rc = -PROTO_E_NOT_FOUND;
+
+	*out = NULL;
+	if (!rep)
+		return -PROTO_E_UNAVAILABLE;
+	if (rep->type == REDIS_REPLY_STRING) {
+		*out = relay_xstrdup(rep->str);
+		rc = 0;
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
+int relay_cluster_publish(struct relay *r, json_t *msg)
+{
+	struct relay_cluster *cl = r->cluster;
+	redisReply *rep;
+	char *text;
+
+	json_object_set_new(msg, "from", json_string(cl->id));
+	text = json_dumps(msg, JSON_COMPACT);
+	if (!text)
+		return -PROTO_E_INTERNAL;
+	rep = relay_cluster_call(cl, "PUBLISH " RELAY_BUS " %s", text);
+	free(text);
+	if (!rep)
+		return -PROTO_E_UNAVAILABLE;
+	freeReplyObject(rep);
+	return 0;
+}
+
+/* ---- life ------------------------------------------------------------ */
+
+int relay_cluster_open(struct relay *r, char *why, size_t why_len)
+{
+	struct relay_cluster *cl = relay_xcalloc(1, sizeof(*cl));
+	int err = relay_cluster_parse_url(cl, r->cfg.redis, why, why_len);
+
+	if (err) {
+		free(cl);
+		return err;
+	}
+	cl->relay = r;
+	cl->lease_ms = r->cfg.lease_ms;
+	cl->timeout_ms = r->cfg.redis_timeout_ms;
+	if (r->cfg.node_url)
+		snprintf(cl->url, sizeof(cl->url), "%s", r->cfg.node_url);
+	else
+		relay_cluster_default_url(cl, r);
+	if (r->cfg.node_id)
+		snprintf(cl->id, sizeof(cl->id), "%s", r->cfg.node_id);
+	else
+		relay_cluster_default_id(cl);
+	relay_map_init(&cl->leases);
+	relay_hist_init(&cl->stats.rtt_us, 4, 16, 1e-6);
+	relay_timer_init(&cl->renew_timer, r->loop, relay_cluster_renew);
+	relay_timer_init(&cl->fence_timer, r->loop, relay_cluster_fence_due);
+	relay_timer_init(&cl->async_timer, r->loop, relay_cluster_async_due);
+	r->cluster = cl;
+	relay_log("cluster", "node=%s url=%s redis=%s:%d/%d lease_ms=%u", cl->id,
+		  cl->url, cl->host, cl->port, cl->db, cl->lease_ms);
+	/* The node key at once, so redirects to this node work from the
+	 * start; then the regular rounds. */
+	freeReplyObject(relay_cluster_call(cl, "SET asp:node:%s %s PX %u",
+					   cl->id, cl->url, cl->lease_ms));
+	relay_cluster_async_up(cl);
+	relay_timer_start(&cl->renew_timer, (uint64_t)cl->lease_ms * 1000 / 3);
+	return 0;
+}
+
+static void relay_cluster_lease_free(const char *key, void *val, void *arg)
+{
+	(void)key;
+	(void)arg;
+	free(val);
+}
+
+static void relay_cluster_async_free(redisAsyncContext *ac)
+{
+	if (!ac)
+		return;
+	ac->data = NULL; /* no reconnect from the disconnect callback */
+	redisAsyncFree(ac); /* pending callbacks get a NULL reply */
+}
+
+void relay_cluster_close(struct relay *r)
+{
+	struct relay_cluster *cl = r->cluster;
+	redisReply *rep;
+
+	if (!cl)
+		return;
+	cl->closing = true;
+	/* Leases are given up by the sessions as they end; the node key
+	 * goes now, so no client is sent here any more. */
+	rep = relay_cluster_call(cl, "DEL asp:node:%s", cl->id);
+	freeReplyObject(rep);
+	relay_timer_stop(&cl->renew_timer);
+	relay_timer_stop(&cl->fence_timer);
+	relay_timer_stop(&cl->async_timer);
+	relay_cluster_async_free(cl->cmd);
+	relay_cluster_async_free(cl->sub);
+	if (cl->sync)
+		redisFree(cl->sync);
+	relay_map_each(&cl->leases, relay_cluster_lease_free, NULL);
+	relay_map_free(&cl->leases);
+	free(cl);
+	r->cluster = NULL;
+}
+
+void relay_cluster_set_hooks(struct relay *r,
+			     const struct relay_cluster_hooks *hooks)
+{
+	r->cluster->hooks = hooks;
+}
+
+bool relay_cluster_on(const struct relay *r)
+{
+	return r->cluster != NULL;
+}
+
+const char *relay_cluster_node_id(const struct relay *r)
+{
+	return r->cluster->id;
+}
+
+const char *relay_cluster_node_url(const struct relay *r)
+{
+	return r->cluster->url;
+}
+
+bool relay_cluster_redis_up(const struct relay *r)
+{
+	return r->cluster->sync_up && r->cluster->sub_up;
+}
+
+const struct relay_cluster_stats *relay_cluster_stats(const struct relay *r)
+{
+	return &r->cluster->stats;
+}
