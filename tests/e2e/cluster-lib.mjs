@@ -370,7 +370,7 @@ export class Cluster {
   // node; proxied: ids of nodes that reach Redis through a RedisProxy.
   constructor({ nodes = 2, lease = LEASE_MS, args = [], proxied = [] } = {}) {
     this.count = nodes;
-    this.lease = lease;
+    this.leaseMs = lease;
     this.args = args;
     this.proxiedIds = proxied;
     this.secret = crypto.randomBytes(SECRET_LEN);
@@ -392,7 +392,7 @@ export class Cluster {
         redisUrl = this.proxies[id].url;
       }
       this.nodes.push(new ClusterNode({ id, port: await freePort(), redisUrl, secret: this.secret,
-        lease: this.lease, args: this.args }));
+        lease: this.leaseMs, args: this.args }));
     }
     await Promise.all(this.nodes.map((n) => n.ready()));
     return this;
