@@ -435,7 +435,7 @@ export class Relay {
   // opts.bin: another asp-relay (an installed one); opts.bare: pass args
   // alone (no --listen, --data: a --config file says them); opts.data: the
   // data directory that file names; opts.cwd; opts.secret: the signing
-  // secret to write (the one file every node of a cluster shares).
+  // secret (another relay's, for relays that accept the same tokens).
   constructor(args, env, { bin: file = bin('asp-relay'), bare = false, data, cwd, secret } = {}) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'asp-e2e-'));
     this.data = data ?? path.join(this.dir, 'data');
