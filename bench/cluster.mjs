@@ -1,8 +1,11 @@
 // bench/cluster.mjs: the cluster part of `make bench` (issue 11,
 // docs/cluster.md, bench/README.md "Cluster").
 //
-//   node bench/cluster.mjs --build build --out build/bench [--quick]
+//   node bench/cluster.mjs --build build --out build/bench [--quick | --smoke]
 //                          [--parts failover,join,redis,scale]
+//
+// --quick is make bench's QUICK=1; --smoke is the few seconds
+// tests/e2e/bench-cluster.test.mjs runs so that this never rots.
 //
 // Starts its own redis-server (AOF fsynced on every write, as
 // `make cluster` and the tests run it) and relay nodes of the optimised
@@ -47,6 +50,11 @@ const opt = (name, def) => {
   return i >= 0 ? argv[i + 1] : def;
 };
 const QUICK = argv.includes('--quick');
+const SMOKE = argv.includes('--smoke');
+// How much of each part: the full run, QUICK=1, and the smoke test's.
+const SIZE = SMOKE ? { failover: [[1, 1], [10, 1]], joins: 10, sessions: 20, phaseMs: 2000, loads: [] }
+  : QUICK ? { failover: [[1, 2], [100, 2]], joins: 40, sessions: 200, phaseMs: 3000, loads: [100, 200] }
+    : { failover: [[1, 5], [100, 5]], joins: 200, sessions: 1000, phaseMs: 10000, loads: [100, 200, 300, 400] };
 const BUILD = path.resolve(opt('build', 'build'));
 const OUT = path.resolve(opt('out', 'build/bench'));
 const PARTS = opt('parts', 'failover,join,redis,scale').split(',');
@@ -548,7 +556,7 @@ async function redisOps(n, clip) {
     });
     const guests = hosts.map((h) => viewPeer(cl, [b.url], { code: h.code }, `guest ${h.label}`));
     await phase('guest_join_redirected', n, () => startAll(guests, 64, 30000, 'guests'));
-    const idle = await phase('idle', 0, () => delay(QUICK ? 3000 : 10000));
+    const idle = await phase('idle', 0, () => delay(SIZE.phaseMs));
     let received = 0;
     for (const v of [...owners, ...guests]) v.onMessage = () => { received++; };
     // Media at 5 fps per session: the relay forwards 2 x 5 x n messages a
@@ -557,7 +565,7 @@ async function redisOps(n, clip) {
     await delay(1000);
     received = 0;
     const sentBefore = media.sent;
-    const flowing = await phase('media', 0, () => delay(QUICK ? 3000 : 10000));
+    const flowing = await phase('media', 0, () => delay(SIZE.phaseMs));
     const forwarded = received;
     const sent = media.sent - sentBefore;
     media.stop();
@@ -639,13 +647,10 @@ async function scale(loads) {
 async function main() {
   fs.mkdirSync(OUT, { recursive: true });
   const clip = encodeClip();
-  if (PARTS.includes('failover')) {
-    await failover(1, QUICK ? 2 : 5, clip);
-    await failover(100, QUICK ? 2 : 5, clip);
-  }
-  if (PARTS.includes('join')) await joinTimes(QUICK ? 40 : 200, clip);
-  if (PARTS.includes('redis')) await redisOps(QUICK ? 200 : 1000, clip);
-  if (PARTS.includes('scale')) await scale(QUICK ? [100, 200] : [100, 200, 300, 400]);
+  if (PARTS.includes('failover')) for (const [n, kills] of SIZE.failover) await failover(n, kills, clip);
+  if (PARTS.includes('join')) await joinTimes(SIZE.joins, clip);
+  if (PARTS.includes('redis')) await redisOps(SIZE.sessions, clip);
+  if (PARTS.includes('scale') && SIZE.loads.length) await scale(SIZE.loads);
 }
 
 main().then(() => process.exit(0), (e) => {
