@@ -112,7 +112,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCLIENT) $(LIBCODEC) $(LIBPROT
 # Unit tests of relay modules link those modules too, ahead of the
 # libraries they call into (hence a recipe of their own).
 $(BUILD)/tests/test_relay_store: $(BUILD)/obj/tests/unit/test_relay_store.o \
+		$(BUILD)/obj/relay/relay_store.o \
 		$(BUILD)/obj/relay/relay_store_sqlite.o \
+		$(BUILD)/obj/relay/relay_store_redis.o \
 		$(BUILD)/obj/relay/relay_alloc.o $(LIBCODEC) $(LIBPROTO)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)

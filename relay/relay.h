@@ -41,6 +41,7 @@ struct relay_conn_events;
 struct relay_session_assist_hooks;
 struct relay_events_sub;
 struct relay_cluster;
+struct json_t;
 
 #define RELAY_DESKTOP_MAX 64
 #define RELAY_NAME_MAX 64
@@ -204,6 +205,9 @@ struct relay {
 	struct relay_conn *conns;
 	size_t nconns, nhosts, nviewers;
 	struct relay_events_sub *events; /* event-stream subscribers */
+	/* In a cluster: carries each event to the other nodes' consoles
+	 * (registered by relay_bus_init; j is borrowed). */
+	void (*events_out)(struct relay *r, struct json_t *j);
 	bool tls;
 	bool stopping;
 	bool trim_pending;        /* a session ended: give memory back */

@@ -10,6 +10,7 @@
 
 #include "relay/relay_alloc.h"
 #include "relay/relay_assist.h"
+#include "relay/relay_cluster.h"
 #include "relay/relay_guard.h"
 #include "relay/relay_session.h"
 
@@ -87,24 +88,52 @@ static json_t *relay_admin_body(const struct relay_admin_req *req)
 
 static void relay_admin_desktop(const char *key, void *val, void *arg)
 {
-	const struct relay_session *s = val;
-	json_t *guest = s->guest ? json_string(s->guest->name) : json_null();
+	json_t *j = relay_session_json(val);
 
 	(void)key;
-	json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:b, s:b, s:o, s:s, s:b}",
-		"desktop", s->desktop, "name", s->name, "user", s->user,
-		"online", s->host != NULL, "owner_viewing", s->owner != NULL,
-		"guest", guest, "guest_kind",
-		!s->guest ? "" : s->assist_id[0] ? "assist" : "collab",
-		"collaboration", s->code[0] != '\0'));
+	json_object_del(j, "owner_key");
+	json_array_append_new(arg, j);
+}
+
+struct relay_admin_mine {
+	const char *user; /* NULL: every desktop, with no owner key */
+	json_t *a;
+};
+
+/* One desktop of the cluster's list (relay_cluster.h). */
+static int relay_admin_cluster_one(const char *desktop, const char *text,
+				   void *arg)
+{
+	struct relay_admin_mine *m = arg;
+	json_t *j = json_loads(text, 0, NULL);
+	const char *user = json_string_value(json_object_get(j, "user"));
+
+	(void)desktop;
+	if (!json_is_object(j) || (m->user && (!user || strcmp(user, m->user)))) {
+		json_decref(j);
+		return 0;
+	}
+	if (!m->user)
+		json_object_del(j, "owner_key");
+	json_array_append_new(m->a, j);
+	return 0;
 }
 
 static unsigned int relay_admin_desktops(struct relay *r, char **out)
 {
-	json_t *a = json_array();
+	struct relay_admin_mine all = { .a = json_array() };
+	int err = 0;
 
-	relay_map_each(&r->by_desktop, relay_admin_desktop, a);
-	return relay_admin_ok(json_pack("{s:o}", "desktops", a), out);
+	if (relay_cluster_on(r))
+		err = relay_cluster_each_desktop(r, relay_admin_cluster_one,
+						 &all);
+	else
+		relay_map_each(&r->by_desktop, relay_admin_desktop, all.a);
+	if (err) {
+		json_decref(all.a);
+		return relay_admin_refuse(err, NULL, out);
+	}
+	return relay_admin_ok(json_pack("{s:o}", "desktops", all.a), out);
 }
 
 /* ---- assistance ---------------------------------------------------- */
@@ -311,8 +340,13 @@ static unsigned int relay_admin_policy(struct relay *r,
 				  r->store->ops->why(r->store));
 		return relay_admin_refuse(err, NULL, out);
 	}
-	if (had_collab && !collab)
+	if (had_collab && !collab) {
 		relay_session_revoke_collab(r, user);
+		/* The user's guests and desktop may be on other nodes. */
+		if (relay_cluster_on(r))
+			relay_cluster_publish(r, json_pack("{s:s, s:s}", "op",
+							   "revoke", "user", user));
+	}
 	return relay_admin_policy_json(user, help, collab, out);
 }
 
@@ -370,28 +404,21 @@ static unsigned int relay_admin_clock(struct relay *r,
 
 /* ---- the signed-in user's own desktops ---------------------------- */
 
-struct relay_admin_mine {
-	const char *user;
-	json_t *a;
-};
-
 /* The owner key goes to the desktop's own user only: it is what opens
  * the desktop's client (relay_owner.h). */
 static void relay_admin_mine_one(const char *key, void *val, void *arg)
 {
 	const struct relay_session *s = val;
 	struct relay_admin_mine *m = arg;
+	json_t *j;
 
 	(void)key;
 	if (strcmp(s->user, m->user) != 0)
 		return;
-	json_array_append_new(m->a, json_pack(
-		"{s:s, s:s, s:b, s:b, s:o, s:s, s:s}", "desktop", s->desktop,
-		"name", s->name, "online", s->host != NULL, "collaboration",
-		s->code[0] != '\0', "guest",
-		s->guest ? json_string(s->guest->name) : json_null(),
-		"guest_kind", !s->guest ? "" : s->assist_id[0] ? "assist" : "collab",
-		"owner_key", s->owner_key));
+	j = relay_session_json(s);
+	json_object_del(j, "user");
+	json_object_del(j, "owner_viewing");
+	json_array_append_new(m->a, j);
 }
 
 /* GET /api/me/desktops: any signed-in user, not only administrators. */
@@ -411,7 +438,14 @@ static unsigned int relay_admin_mine(struct relay *r, const char *auth,
 		return relay_admin_refuse(err, why[0] ? why : NULL, out);
 	m.user = who.user;
 	m.a = json_array();
-	relay_map_each(&r->by_desktop, relay_admin_mine_one, &m);
+	if (relay_cluster_on(r))
+		err = relay_cluster_each_desktop(r, relay_admin_cluster_one, &m);
+	else
+		relay_map_each(&r->by_desktop, relay_admin_mine_one, &m);
+	if (err) {
+		json_decref(m.a);
+		return relay_admin_refuse(err, NULL, out);
+	}
 	return relay_admin_ok(json_pack("{s:s, s:o}", "user", who.user,
 					"desktops", m.a), out);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "relay/relay_cluster.h"
 #include "relay/relay_conn.h"
 #include "relay/relay_guard.h"
 #include "relay/relay_owner.h"
@@ -21,15 +22,30 @@ static struct relay_session *relay_assist_session(struct relay *r,
 	return relay_map_get(&r->by_desktop, desktop);
 }
 
+/* Sends json (taken) to the desktop's host and owner: here, or on the
+ * node that holds the desktop (a "tell" on the bus). */
+static void relay_assist_send(struct relay *r, const char *desktop, char *json)
+{
+	struct relay_session *s = relay_assist_session(r, desktop);
+
+	if (s || !relay_cluster_on(r) || !json) {
+		if (s)
+			relay_owner_tell(s, json);
+		else
+			free(json);
+		return;
+	}
+	relay_cluster_publish(r, json_pack("{s:s, s:s, s:s}", "op", "tell",
+					   "desktop", desktop, "json", json));
+	free(json);
+}
+
 static void relay_assist_tell(struct relay *r, const struct relay_store_assist *a,
 			      const char *event, const char *message)
 {
-	struct relay_session *s = relay_assist_session(r, a->desktop);
-
-	if (s)
-		relay_owner_tell(s, proto_ctrl_build(PROTO_MSG_NOTIFY,
-			"{s:s, s:s, s:s}", "event", event, "message", message,
-			"id", a->id));
+	relay_assist_send(r, a->desktop, proto_ctrl_build(PROTO_MSG_NOTIFY,
+		"{s:s, s:s, s:s}", "event", event, "message", message,
+		"id", a->id));
 }
 
 /* A store failure is logged with its cause; the caller refuses. */
@@ -78,23 +94,50 @@ static int relay_assist_load(struct relay *r, const char *id,
 
 static void relay_assist_invite(struct relay *r, const struct relay_store_assist *a)
 {
-	struct relay_session *s = relay_assist_session(r, a->desktop);
-
-	relay_owner_tell(s, proto_ctrl_build(PROTO_MSG_ASSIST_INVITE,
+	relay_assist_send(r, a->desktop, proto_ctrl_build(PROTO_MSG_ASSIST_INVITE,
 		"{s:s, s:s, s:s}", "id", a->id, "admin", a->admin,
 		"initiator", a->initiator));
 }
 
-/* The desktop must be online with its guest slot free. */
-static int relay_assist_slot_free(struct relay *r, const char *desktop)
+/* The desktop must be online with its guest slot free; *user (if not
+ * NULL) gets the desktop's user.  A desktop another node holds is judged
+ * by its entry in the cluster's list; the node that holds it has the
+ * last word when the administrator joins. */
+static int relay_assist_slot_free_for(struct relay *r, const char *desktop,
+				      char *user, size_t user_len)
 {
 	struct relay_session *s = relay_assist_session(r, desktop);
+	json_t *entry;
+	char *text;
+	int err;
 
-	if (!s || !s->host)
-		return -PROTO_E_OFFLINE;
-	if (s->guest)
-		return -PROTO_E_BUSY;
-	return 0;
+	if (s || !relay_cluster_on(r)) {
+		if (!s || !s->host)
+			return -PROTO_E_OFFLINE;
+		if (user)
+			snprintf(user, user_len, "%s", s->user);
+		return s->guest ? -PROTO_E_BUSY : 0;
+	}
+	err = relay_cluster_desktop(r, desktop, &text);
+	if (err)
+		return err == -PROTO_E_NOT_FOUND ? -PROTO_E_OFFLINE : err;
+	entry = json_loads(text, 0, NULL);
+	free(text);
+	if (!json_is_true(json_object_get(entry, "online")))
+		err = -PROTO_E_OFFLINE;
+	else if (!json_is_null(json_object_get(entry, "guest")))
+		err = -PROTO_E_BUSY;
+	if (!err && user)
+		snprintf(user, user_len, "%s",
+			 json_string_value(json_object_get(entry, "user")) ?
+			 json_string_value(json_object_get(entry, "user")) : "");
+	json_decref(entry);
+	return err;
+}
+
+static int relay_assist_slot_free(struct relay *r, const char *desktop)
+{
+	return relay_assist_slot_free_for(r, desktop, NULL, 0);
 }
 
 int relay_assist_open(struct relay *r, const char *desktop,
@@ -226,14 +269,31 @@ static int relay_assist_finish(struct relay *r, struct relay_store_assist *a,
 
 	if (err)
 		return err;
-	if (s && !strcmp(s->assist_id, a->id)) {
+	if (!s && relay_cluster_on(r)) {
+		/* The desktop's node closes its administrator and tells. */
+		relay_cluster_publish(r, json_pack("{s:s, s:s, s:s}", "op",
+			"assist_end", "desktop", a->desktop, "id", a->id));
+		return 0;
+	}
+	relay_assist_ended(r, a->desktop, a->id);
+	return 0;
+}
+
+void relay_assist_ended(struct relay *r, const char *desktop, const char *id)
+{
+	struct relay_session *s = relay_assist_session(r, desktop);
+
+	if (!s)
+		return;
+	if (!strcmp(s->assist_id, id)) {
 		s->assist_id[0] = '\0';
 		if (s->guest)
 			relay_conn_refuse(s->guest, -PROTO_E_ENDED,
 					  "Remote assistance ended.");
 	}
-	relay_assist_tell(r, a, "assist_ended", "Remote assistance ended.");
-	return 0;
+	relay_owner_tell(s, proto_ctrl_build(PROTO_MSG_NOTIFY,
+		"{s:s, s:s, s:s}", "event", "assist_ended", "message",
+		"Remote assistance ended.", "id", id));
 }
 
 static void relay_assist_user_end(struct relay_conn *c)
@@ -374,12 +434,11 @@ int relay_assist_end(struct relay *r, const char *id, const char *admin,
 int relay_assist_start(struct relay *r, const char *desktop,
 		       const char *admin, struct relay_store_assist *out)
 {
-	struct relay_session *s;
-	int err = relay_assist_slot_free(r, desktop);
+	char user[PROTO_TOKEN_ID_MAX + 1] = "";
+	int err = relay_assist_slot_free_for(r, desktop, user, sizeof(user));
 
 	if (!err)
-		err = relay_session_permitted(r,
-			relay_assist_session(r, desktop)->user, RELAY_PERM_HELP);
+		err = relay_session_permitted(r, user, RELAY_PERM_HELP);
 	if (!err) {
 		err = relay_assist_open(r, desktop, out);
 		err = err == 0 ? -PROTO_E_STATE :
@@ -387,8 +446,7 @@ int relay_assist_start(struct relay *r, const char *desktop,
 	}
 	if (err)
 		return err;
-	s = relay_assist_session(r, desktop);
-	err = relay_assist_create(r, desktop, s->user, "admin",
+	err = relay_assist_create(r, desktop, user, "admin",
 				  RELAY_ASSIST_INVITED, admin, out);
 	if (!err)
 		relay_assist_invite(r, out);

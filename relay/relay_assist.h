@@ -71,6 +71,11 @@ int relay_assist_open(struct relay *r, const char *desktop,
 char *relay_assist_requested_json(struct relay *r,
 				  const struct relay_store_assist *a);
 
+/* The assistance id on desktop ended (here, or told by the node whose
+ * administrator API ended it): its administrator is closed with ended
+ * and the host and owner told.  Quiet if the desktop is not here. */
+void relay_assist_ended(struct relay *r, const char *desktop, const char *id);
+
 /* Expires requests past their time, at most 16 a call (found by an
  * indexed query, whatever the store holds); called once a second. */
 void relay_assist_tick(struct relay *r);

@@ -104,7 +104,9 @@ struct relay_cluster {
 	redisAsyncContext *cmd, *sub;
 	bool cmd_up, sub_up;
 	unsigned renewing;      /* renewal replies still to come */
+	uint64_t round_sent_us; /* monotonic: when they were sent */
 	struct relay_timer renew_timer, fence_timer, async_timer;
+	void (*probe_cb)(struct relay *r); /* a probe's PING is out */
 
 	struct relay_map leases; /* desktop -> struct relay_lease */
 	uint64_t epoch;
@@ -157,14 +159,14 @@ bad:
 }
 
 static void relay_cluster_default_url(struct relay_cluster *cl,
-				      const struct relay *r)
+				      const struct relay *r, int port)
 {
 	const char *host = r->cfg.listen_host;
 
 	if (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::"))
 		host = "127.0.0.1";
 	snprintf(cl->url, sizeof(cl->url), "%s://%s:%d", r->tls ? "wss" : "ws",
-		 host, r->cfg.listen_port);
+		 host, port);
 }
 
 static void relay_cluster_default_id(struct relay_cluster *cl)
@@ -234,18 +236,38 @@ static redisContext *relay_cluster_sync(struct relay_cluster *cl)
 	return cl->sync;
 }
 
+static uint64_t relay_cluster_round_us(const struct relay_cluster *cl)
+{
+	return (uint64_t)cl->lease_ms * 1000 / 3;
+}
+
+/* Whether Redis looks alive without asking it: the renewal connection
+ * is there (or being made) and its last round was answered in time.  A
+ * hung Redis (stopped, or a network that drops packets) shows as a
+ * round left unanswered; from then on no caller waits for a timeout. */
+static bool relay_cluster_healthy(const struct relay_cluster *cl)
+{
+	if (!cl->cmd)
+		return false;
+	return !cl->renewing ||
+	       relay_mono_us() - cl->round_sent_us < relay_cluster_round_us(cl);
+}
+
 /* One command on the synchronous connection; NULL (and the connection
  * dropped) when Redis did not answer or answered an error. */
 static redisReply *relay_cluster_call(struct relay_cluster *cl,
 				      const char *fmt, ...)
 {
-	redisContext *c = relay_cluster_sync(cl);
+	redisContext *c = relay_cluster_healthy(cl) ? relay_cluster_sync(cl) :
+						      NULL;
 	redisReply *rep;
 	uint64_t t0;
 	va_list ap;
 
-	if (!c)
+	if (!c) {
+		cl->stats.redis_errors++;
 		return NULL;
+	}
 	t0 = relay_mono_us();
 	va_start(ap, fmt);
 	rep = redisvCommand(c, fmt, ap);
@@ -311,7 +333,9 @@ static enum relay_where relay_cluster_where(const struct relay_cluster *cl,
 	 * has less than two thirds left, give or take a late timer; one
 	 * with less than half left stopped renewing, and one without its
 	 * node key is gone. */
-	if (u->type != REDIS_REPLY_STRING || !u->len ||
+	/* A node URL equal to ours is a setup error (two nodes given one
+	 * --node-url): never a redirect to ourselves. */
+	if (u->type != REDIS_REPLY_STRING || !u->len || !strcmp(u->str, cl->url) ||
 	    ttl->type != REDIS_REPLY_INTEGER ||
 	    ttl->integer < (long long)cl->lease_ms / 2)
 		return RELAY_WHERE_STALE;
@@ -598,6 +622,17 @@ static void relay_cluster_renewed(redisAsyncContext *ac, void *reply, void *arg)
 	free(rn);
 }
 
+static void relay_cluster_node_renewed(redisAsyncContext *ac, void *reply,
+				       void *arg)
+{
+	struct relay_cluster *cl = arg;
+
+	(void)ac;
+	(void)reply;
+	if (cl->renewing)
+		cl->renewing--;
+}
+
 struct relay_renew_walk {
 	struct relay_cluster *cl;
 	uint64_t now;
@@ -631,12 +666,41 @@ static void relay_cluster_renew(struct relay_timer *t)
 	struct relay_cluster *cl = RELAY_CL_OF(t, renew_timer);
 	struct relay_renew_walk w = { .cl = cl, .now = relay_mono_us() };
 
-	relay_timer_start(t, (uint64_t)cl->lease_ms * 1000 / 3);
+	relay_timer_start(t, relay_cluster_round_us(cl));
 	if (!cl->cmd || !cl->cmd_up || cl->renewing)
 		return;
-	redisAsyncCommand(cl->cmd, NULL, NULL, "SET asp:node:%s %s PX %u",
-			  cl->id, cl->url, cl->lease_ms);
+	cl->round_sent_us = w.now;
+	/* The node key's reply counts as a renewal too: a node with no
+	 * desktop still learns whether Redis answers. */
+	if (redisAsyncCommand(cl->cmd, relay_cluster_node_renewed, cl,
+			      "SET asp:node:%s %s PX %u", cl->id, cl->url,
+			      cl->lease_ms) == REDIS_OK)
+		cl->renewing++;
 	relay_map_each(&cl->leases, relay_renew_one, &w);
+}
+
+/* ---- probes ---------------------------------------------------------- */
+
+static void relay_cluster_probed(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct relay_cluster *cl = arg;
+	void (*cb)(struct relay *r) = cl->probe_cb;
+
+	(void)ac;
+	cl->probe_cb = NULL;
+	if (reply && cb && !cl->closing)
+		cb(cl->relay);
+}
+
+void relay_cluster_probe(struct relay *r, void (*cb)(struct relay *r))
+{
+	struct relay_cluster *cl = r->cluster;
+
+	if (cl->probe_cb || !cl->cmd || !cl->cmd_up || cl->closing)
+		return;
+	if (redisAsyncCommand(cl->cmd, relay_cluster_probed, cl, "PING") ==
+	    REDIS_OK)
+		cl->probe_cb = cb;
 }
 
 /* ---- the desktop list and the bus ----------------------------------- */
@@ -714,7 +778,7 @@ int relay_cluster_publish(struct relay *r, json_t *msg)
 
 /* ---- life ------------------------------------------------------------ */
 
-int relay_cluster_open(struct relay *r, char *why, size_t why_len)
+int relay_cluster_open(struct relay *r, int port, char *why, size_t why_len)
 {
 	struct relay_cluster *cl = relay_xcalloc(1, sizeof(*cl));
 	int err = relay_cluster_parse_url(cl, r->cfg.redis, why, why_len);
@@ -729,7 +793,7 @@ int relay_cluster_open(struct relay *r, char *why, size_t why_len)
 	if (r->cfg.node_url)
 		snprintf(cl->url, sizeof(cl->url), "%s", r->cfg.node_url);
 	else
-		relay_cluster_default_url(cl, r);
+		relay_cluster_default_url(cl, r, port);
 	if (r->cfg.node_id)
 		snprintf(cl->id, sizeof(cl->id), "%s", r->cfg.node_id);
 	else
@@ -742,13 +806,46 @@ int relay_cluster_open(struct relay *r, char *why, size_t why_len)
 	r->cluster = cl;
 	relay_log("cluster", "node=%s url=%s redis=%s:%d/%d lease_ms=%u", cl->id,
 		  cl->url, cl->host, cl->port, cl->db, cl->lease_ms);
+	relay_cluster_async_up(cl);
 	/* The node key at once, so redirects to this node work from the
 	 * start; then the regular rounds. */
 	freeReplyObject(relay_cluster_call(cl, "SET asp:node:%s %s PX %u",
 					   cl->id, cl->url, cl->lease_ms));
-	relay_cluster_async_up(cl);
-	relay_timer_start(&cl->renew_timer, (uint64_t)cl->lease_ms * 1000 / 3);
+	relay_timer_start(&cl->renew_timer, relay_cluster_round_us(cl));
 	return 0;
+}
+
+static void relay_cluster_release_one(const char *key, void *val, void *arg)
+{
+	struct relay_cluster *cl = arg;
+	redisReply *rep;
+
+	(void)key;
+	rep = relay_cluster_call(cl, "EVAL %s 2 asp:lease:%s " RELAY_DESKTOPS
+				 " %s %s", RELAY_LUA_RELEASE,
+				 ((struct relay_lease *)val)->desktop, cl->id,
+				 ((struct relay_lease *)val)->desktop);
+	freeReplyObject(rep);
+	free(val);
+}
+
+void relay_cluster_leave(struct relay *r)
+{
+	struct relay_cluster *cl = r->cluster;
+	redisReply *rep;
+
+	if (cl->closing)
+		return;
+	cl->closing = true;
+	relay_log("cluster-leave", "node=%s desktops=%zu", cl->id,
+		  cl->leases.count);
+	rep = relay_cluster_call(cl, "DEL asp:node:%s", cl->id);
+	freeReplyObject(rep);
+	relay_map_each(&cl->leases, relay_cluster_release_one, cl);
+	relay_map_free(&cl->leases);
+	relay_map_init(&cl->leases);
+	relay_timer_stop(&cl->renew_timer);
+	relay_timer_stop(&cl->fence_timer);
 }
 
 static void relay_cluster_lease_free(const char *key, void *val, void *arg)
@@ -769,15 +866,10 @@ static void relay_cluster_async_free(redisAsyncContext *ac)
 void relay_cluster_close(struct relay *r)
 {
 	struct relay_cluster *cl = r->cluster;
-	redisReply *rep;
 
 	if (!cl)
 		return;
-	cl->closing = true;
-	/* Leases are given up by the sessions as they end; the node key
-	 * goes now, so no client is sent here any more. */
-	rep = relay_cluster_call(cl, "DEL asp:node:%s", cl->id);
-	freeReplyObject(rep);
+	relay_cluster_leave(r);
 	relay_timer_stop(&cl->renew_timer);
 	relay_timer_stop(&cl->fence_timer);
 	relay_timer_stop(&cl->async_timer);
@@ -814,7 +906,11 @@ const char *relay_cluster_node_url(const struct relay *r)
 
 bool relay_cluster_redis_up(const struct relay *r)
 {
-	return r->cluster->sync_up && r->cluster->sub_up;
+	const struct relay_cluster *cl = r->cluster;
+
+	/* The asynchronous connections say: the synchronous one is made
+	 * again by the next call that needs it. */
+	return cl->sub_up && cl->cmd_up && relay_cluster_healthy(cl);
 }
 
 const struct relay_cluster_stats *relay_cluster_stats(const struct relay *r)

@@ -63,11 +63,16 @@ struct relay_cluster_stats {
 };
 
 /* Connects to Redis (r->cfg.redis), registers the node and subscribes to
- * the bus; r->cluster is set.  A Redis that is down at start is not an
+ * the bus; r->cluster is set.  port is the one the server listens on
+ * (for the node URL when --node-url is not given).  A Redis that is down at start is not an
  * error: the node starts refusing what needs it and joins when Redis
  * comes.  -PROTO_E_MALFORMED with a sentence in why for a bad URL. */
-int relay_cluster_open(struct relay *r, char *why, size_t why_len);
-/* Releases every lease this node holds (a clean stop), then closes. */
+int relay_cluster_open(struct relay *r, int port, char *why, size_t why_len);
+/* A clean stop begins: the node key and every lease are given up now,
+ * so hosts told to go away find their desktops free elsewhere.  The
+ * node then holds nothing and takes nothing. */
+void relay_cluster_leave(struct relay *r);
+/* Leaves (if not yet) and closes the connections. */
 void relay_cluster_close(struct relay *r);
 void relay_cluster_set_hooks(struct relay *r,
 			     const struct relay_cluster_hooks *hooks);
@@ -75,7 +80,8 @@ void relay_cluster_set_hooks(struct relay *r,
 bool relay_cluster_on(const struct relay *r);
 const char *relay_cluster_node_id(const struct relay *r);
 const char *relay_cluster_node_url(const struct relay *r);
-/* Redis answered the last call (sync) and the bus is subscribed. */
+/* Redis answers (the renewal connection is up and its last round was
+ * answered in time) and the bus is subscribed. */
 bool relay_cluster_redis_up(const struct relay *r);
 size_t relay_cluster_leases(const struct relay *r);
 const struct relay_cluster_stats *relay_cluster_stats(const struct relay *r);
@@ -106,6 +112,13 @@ int relay_cluster_each_desktop(struct relay *r,
 			       void *arg);
 /* The entry of one desktop, or -PROTO_E_NOT_FOUND; *out is malloc'd. */
 int relay_cluster_desktop(struct relay *r, const char *desktop, char **out);
+
+/* Sends a PING on the renewal connection and calls cb when Redis
+ * answers it: work that must wait for Redis synchronously (the tick's
+ * expiry and retention) runs only right after Redis proved it answers,
+ * so a Redis that hangs does not stall the loop.  Nothing happens if
+ * the connection is down or the last probe is still unanswered. */
+void relay_cluster_probe(struct relay *r, void (*cb)(struct relay *r));
 
 /* Publishes msg (a JSON object; "from" is added) to every other node. */
 int relay_cluster_publish(struct relay *r, struct json_t *msg);

@@ -85,19 +85,44 @@ void relay_events_ping(struct relay_events_sub *sub)
 	relay_events_append(sub, RELAY_EVENTS_PING, strlen(RELAY_EVENTS_PING));
 }
 
+static json_t *relay_events_json(struct relay *r, const char *event,
+				 const char *actor, const char *desktop,
+				 const char *detail)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:I}", "event", event, "actor",
+			 actor ? actor : "", "desktop", desktop ? desktop : "",
+			 "detail", detail ? detail : "", "time",
+			 (json_int_t)relay_clock_s(r));
+}
+
 void relay_events_publish(struct relay *r, const char *event, const char *actor,
 			  const char *desktop, const char *detail)
 {
 	json_t *j;
+
+	/* In a cluster every node's console sees every node's changes. */
+	if (r->events_out) {
+		j = relay_events_json(r, event, actor, desktop, detail);
+		if (j)
+			r->events_out(r, j);
+		json_decref(j);
+	}
+	if (r->events)
+		relay_events_deliver(r, relay_events_json(r, event, actor,
+							  desktop, detail));
+}
+
+void relay_events_deliver(struct relay *r, json_t *j)
+{
 	char *data, *text;
 	size_t n;
 
-	if (!r->events)
+	if (!r->events) {
+		json_decref(j);
 		return;
-	j = json_pack("{s:s, s:s, s:s, s:s, s:I}", "event", event, "actor",
-		      actor ? actor : "", "desktop", desktop ? desktop : "",
-		      "detail", detail ? detail : "", "time",
-		      (json_int_t)relay_clock_s(r));
+	}
+	json_object_del(j, "op");
+	json_object_del(j, "from");
 	data = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!data) {

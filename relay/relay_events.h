@@ -50,4 +50,9 @@ void relay_events_ping(struct relay_events_sub *sub);
 void relay_events_publish(struct relay *r, const char *event, const char *actor,
 			  const char *desktop, const char *detail);
 
+/* Hands the event j (taken; its "op" and "from" are dropped) to this
+ * node's subscribers only: what another node published. */
+struct json_t;
+void relay_events_deliver(struct relay *r, struct json_t *j);
+
 #endif

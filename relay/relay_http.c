@@ -21,6 +21,7 @@
 
 #include "relay/relay_admin.h"
 #include "relay/relay_alloc.h"
+#include "relay/relay_cluster.h"
 #include "relay/relay_conn.h"
 #include "relay/relay_events.h"
 #include "relay/relay_guard.h"
@@ -99,6 +100,38 @@ static void relay_metric_hist(struct relay_buf *b, const char *name,
 			 (unsigned long long)h->count);
 }
 
+/* A cluster node's series (docs/cluster.md). */
+static void relay_http_cluster_metrics(struct relay_buf *b,
+				       const struct relay *r)
+{
+	const struct relay_cluster_stats *cs = relay_cluster_stats(r);
+
+	relay_buf_printf(b, "# HELP asp_cluster_node_info This node of the cluster.\n"
+			 "# TYPE asp_cluster_node_info gauge\n"
+			 "asp_cluster_node_info{node=\"%s\",url=\"%s\"} 1\n",
+			 relay_cluster_node_id(r), relay_cluster_node_url(r));
+	relay_metric(b, "asp_cluster_desktops", "gauge",
+		     "Desktops whose lease this node holds.",
+		     relay_cluster_leases(r));
+	relay_metric(b, "asp_cluster_redis_up", "gauge",
+		     "1 while Redis answers and the bus is subscribed.",
+		     relay_cluster_redis_up(r));
+	relay_metric(b, "asp_cluster_redirects_total", "counter",
+		     "Hosts and viewers sent to the node holding their desktop.",
+		     cs->redirects);
+	relay_metric(b, "asp_cluster_lease_renewals_total", "counter",
+		     "Lease renewals Redis confirmed.", cs->renewals);
+	relay_metric(b, "asp_cluster_lease_losses_total", "counter",
+		     "Leases lost (not renewed in time, or taken by another node).",
+		     cs->losses);
+	relay_metric(b, "asp_cluster_redis_errors_total", "counter",
+		     "Redis calls that failed, and connections lost.",
+		     cs->redis_errors);
+	relay_metric_hist(b, "asp_cluster_redis_rtt_seconds",
+			  "Synchronous Redis calls, sent to answered.",
+			  &cs->rtt_us);
+}
+
 char *relay_http_metrics_text(const struct relay *r, size_t *len)
 {
 	const struct relay_stats *st = &r->stats;
@@ -158,6 +191,8 @@ char *relay_http_metrics_text(const struct relay *r, size_t *len)
 	relay_metric_hist(&b, "asp_join_seconds",
 			  "From a viewer's WebSocket opening to its joining a "
 			  "session.", &st->join_us);
+	if (relay_cluster_on(r))
+		relay_http_cluster_metrics(&b, r);
 	relay_buf_printf(&b, "# HELP asp_build_info The relay's version.\n"
 			 "# TYPE asp_build_info gauge\n"
 			 "asp_build_info{version=\"%s\",revision=\"%s\"} 1\n",

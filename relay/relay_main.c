@@ -21,6 +21,8 @@
 #include "relay/relay.h"
 #include "relay/relay_alloc.h"
 #include "relay/relay_assist.h"
+#include "relay/relay_bus.h"
+#include "relay/relay_cluster.h"
 #include "relay/relay_conn.h"
 #include "relay/relay_guard.h"
 #include "relay/relay_loop.h"
@@ -63,6 +65,13 @@ static void relay_trim(struct relay *r)
 	relay_alloc_trim();
 }
 
+/* The tick's store work: expiry of assistance requests, retention. */
+static void relay_tick_store(struct relay *r)
+{
+	relay_assist_tick(r);
+	relay_retain_tick(r);
+}
+
 struct relay_ticker {
 	struct relay_timer timer;
 	struct relay *relay;
@@ -78,8 +87,12 @@ static void relay_tick(struct relay_timer *timer)
 
 	relay_map_each(&r->by_desktop, relay_roll_stream, win);
 	t->last_roll_us = now;
-	relay_assist_tick(r);
-	relay_retain_tick(r);
+	/* A cluster's store is Redis: its periodic work runs the moment
+	 * Redis answers a probe, never against a Redis that hangs. */
+	if (relay_cluster_on(r))
+		relay_cluster_probe(r, relay_tick_store);
+	else
+		relay_tick_store(r);
 	relay_guard_tick(r);
 	relay_trim(r);
 	relay_timer_start(&t->timer, RELAY_TICK_US);
@@ -188,6 +201,18 @@ static int relay_open_data(struct relay *r)
 			r->cfg.data_dir, proto_err_info(err)->message);
 		return -1;
 	}
+	/* A cluster node keeps nothing but the secret here: the store is
+	 * Redis, and a desktop's state is read when its host arrives. */
+	if (r->cfg.redis) {
+		if (relay_store_redis_open(r->cfg.redis,
+					   (int)r->cfg.redis_timeout_ms,
+					   &r->store, why, sizeof(why))) {
+			fprintf(stderr, "asp-relay: cannot use --redis: %s\n",
+				why);
+			return -1;
+		}
+		return 0;
+	}
 	if (relay_check_db_mode(r->cfg.data_dir))
 		return -1;
 	if (relay_store_sqlite_open(r->cfg.data_dir, &r->store, why,
@@ -200,6 +225,28 @@ static int relay_open_data(struct relay *r)
 			r->store->ops->why(r->store));
 		return -1;
 	}
+	return 0;
+}
+
+/* The cluster, once the server knows its port (the default node URL). */
+static int relay_join_cluster(struct relay *r)
+{
+	uint64_t t0 = relay_mono_us();
+	char why[256];
+
+	if (relay_cluster_open(r, relay_server_port(r), why, sizeof(why))) {
+		fprintf(stderr, "asp-relay: %s\n", why);
+		return -1;
+	}
+	relay_bus_init(r);
+	/* Up to a second for Redis and the bus, so the first hosts are
+	 * not refused for a subscription a few milliseconds away; a Redis
+	 * that is down is no reason not to start (the node joins later). */
+	while (!relay_cluster_redis_up(r) && relay_mono_us() - t0 < 1000000)
+		relay_loop_run_once(r->loop, true);
+	printf("node %s at %s%s\n", relay_cluster_node_id(r),
+	       relay_cluster_node_url(r),
+	       relay_cluster_redis_up(r) ? "" : " (Redis not reachable yet)");
 	return 0;
 }
 
@@ -244,6 +291,8 @@ int main(int argc, char **argv)
 			r.cfg.listen_host, r.cfg.listen_port);
 		goto out_server;
 	}
+	if (r.cfg.redis && relay_join_cluster(&r))
+		goto out_server;
 	printf("listening on %s://%s:%d\n", r.tls ? "wss" : "ws",
 	       r.cfg.listen_host, relay_server_port(&r));
 	fflush(stdout);
@@ -251,6 +300,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out_server:
 	relay_server_stop(&r);
+	relay_cluster_close(&r);
 	relay_loop_free(r.loop);
 out:
 	relay_server_free(&r);

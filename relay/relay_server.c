@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "relay/relay_assist.h"
+#include "relay/relay_cluster.h"
 #include "relay/relay_conn.h"
 #include "relay/relay_http.h"
 #include "relay/relay_session.h"
@@ -138,6 +139,10 @@ void relay_server_begin_shutdown(struct relay *r)
 {
 	r->stopping = true;
 	relay_log("shutdown", "connections=%zu", r->nconns);
+	/* Give the desktops up first, so the hosts told to go away find
+	 * them free on the node they reconnect to. */
+	if (relay_cluster_on(r))
+		relay_cluster_leave(r);
 	for (struct relay_conn *c = r->conns; c; c = c->next)
 		relay_conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "going away");
 }

@@ -20,6 +20,7 @@
 
 #include "protocol/proto_version.h"
 #include "relay/relay_alloc.h"
+#include "relay/relay_cluster.h"
 #include "relay/relay_conn.h"
 #include "relay/relay_guard.h"
 #include "relay/relay_events.h"
@@ -227,8 +228,11 @@ static int relay_session_store(struct relay_session *s, const char *actor,
 	int err = st->ops->begin(st);
 
 	if (!err) {
-		if (s->code[0])
-			st->ops->collab_put(st, s->desktop, s->code,
+		/* In a cluster the owner key must outlive the code: the
+		 * desktop's next node gives the host the same key. */
+		if (s->code[0] || relay_cluster_on(r))
+			st->ops->collab_put(st, s->desktop,
+					    s->code[0] ? s->code : NULL,
 					    s->owner_key, s->user);
 		else
 			st->ops->collab_del(st, s->desktop);
@@ -300,7 +304,10 @@ static void relay_session_free(struct relay_session *s)
 /* A session lives while a host, a viewer or a code holds it. */
 static void relay_session_maybe_free(struct relay_session *s)
 {
-	if (!s->host && !s->owner && !s->guest && !s->code[0])
+	/* In a cluster the code lives in the store, found from any node;
+	 * here a session lives only while someone is connected to it. */
+	if (!s->host && !s->owner && !s->guest &&
+	    (!s->code[0] || relay_cluster_on(s->relay)))
 		relay_session_free(s);
 }
 
@@ -319,6 +326,278 @@ void relay_session_free_all(struct relay *r)
 	relay_map_init(&r->by_desktop);
 	relay_map_each(&all, relay_free_one, NULL);
 	relay_map_free(&all);
+}
+
+/* ---- the cluster (docs/cluster.md) -------------------------------- */
+
+/* How often a hello or join waiting for a stale lease looks again. */
+#define RELAY_ROUTE_RETRY_US (100 * 1000)
+
+/* A stored collaboration, copied out of the store's callback. */
+struct relay_row {
+	char desktop[RELAY_DESKTOP_MAX + 1];
+	char code[PROTO_CODE_CANON_LEN];
+	char owner_key[RELAY_OWNER_KEY_LEN + 1];
+	char user[PROTO_TOKEN_ID_MAX + 1];
+};
+
+static int relay_row_copy(const struct relay_store_collab *c, void *arg)
+{
+	struct relay_row *row = arg;
+
+	snprintf(row->desktop, sizeof(row->desktop), "%s", c->desktop);
+	snprintf(row->code, sizeof(row->code), "%s", c->code ? c->code : "");
+	snprintf(row->owner_key, sizeof(row->owner_key), "%s", c->owner_key);
+	snprintf(row->user, sizeof(row->user), "%s", c->user ? c->user : "");
+	return 0;
+}
+
+static int relay_session_find(struct relay *r, enum relay_collab_by by,
+			      const char *value, struct relay_row *row)
+{
+	int err = r->store->ops->collab_find(r->store, by, value,
+					     relay_row_copy, row);
+
+	if (err && err != -PROTO_E_NOT_FOUND)
+		relay_log("store-error", "why=%s", r->store->ops->why(r->store));
+	return err;
+}
+
+/* Whether no desktop holds code yet: in a cluster, any node's desktop. */
+static bool relay_session_code_free(struct relay *r, const char *code)
+{
+	struct relay_row row;
+
+	return !relay_cluster_on(r) ||
+	       relay_session_find(r, RELAY_COLLAB_BY_CODE, code, &row) ==
+		       -PROTO_E_NOT_FOUND;
+}
+
+/* The desktop as the store keeps it, brought up on this node. */
+static struct relay_session *relay_session_from_row(struct relay *r,
+						    const struct relay_row *row)
+{
+	char canon[PROTO_CODE_CANON_LEN];
+	struct relay_session *s;
+
+	if (!relay_desktop_valid(row->desktop) ||
+	    strlen(row->owner_key) != RELAY_OWNER_KEY_LEN)
+		return NULL;
+	s = relay_session_new(r, row->desktop, row->owner_key);
+	if (!s)
+		return NULL;
+	snprintf(s->user, sizeof(s->user), "%s", row->user);
+	if (row->code[0] && proto_code_normalize(row->code, canon) == 0) {
+		snprintf(s->code, sizeof(s->code), "%s", canon);
+		relay_map_put(&r->by_code, s->code, s);
+	}
+	return s;
+}
+
+/* The session of a desktop whose lease this node just took: its stored
+ * code and owner key, or a new key stored before the host is told it, so
+ * the desktop's next node gives the same one. */
+static int relay_session_adopt(struct relay *r, const char *desktop,
+			       const char *user, struct relay_session **out)
+{
+	struct relay_row row;
+	int err = relay_session_find(r, RELAY_COLLAB_BY_DESKTOP, desktop, &row);
+
+	*out = NULL;
+	if (!err) {
+		*out = relay_session_from_row(r, &row);
+		return *out ? 0 : -PROTO_E_INTERNAL;
+	}
+	if (err != -PROTO_E_NOT_FOUND)
+		return err;
+	*out = relay_session_new(r, desktop, NULL);
+	if (!*out)
+		return -PROTO_E_INTERNAL;
+	err = r->store->ops->collab_put(r->store, desktop, NULL,
+					(*out)->owner_key, user);
+	if (err) {
+		relay_log("store-error", "why=%s", r->store->ops->why(r->store));
+		relay_session_free(*out);
+		*out = NULL;
+	}
+	return err;
+}
+
+json_t *relay_session_json(const struct relay_session *s)
+{
+	return json_pack("{s:s, s:s, s:s, s:b, s:b, s:o, s:s, s:b, s:s}",
+		"desktop", s->desktop, "name", s->name, "user", s->user,
+		"online", s->host != NULL, "owner_viewing", s->owner != NULL,
+		"guest", s->guest ? json_string(s->guest->name) : json_null(),
+		"guest_kind",
+		!s->guest ? "" : s->assist_id[0] ? "assist" : "collab",
+		"collaboration", s->code[0] != '\0', "owner_key", s->owner_key);
+}
+
+/* A desktop this node holds changed: its entry in the cluster's list. */
+static void relay_session_changed(struct relay_session *s)
+{
+	struct relay *r = s->relay;
+	json_t *j;
+	char *text;
+
+	if (!relay_cluster_holds(r, s->desktop))
+		return;
+	j = relay_session_json(s);
+	json_object_set_new(j, "node", json_string(relay_cluster_node_id(r)));
+	json_object_set_new(j, "url", json_string(relay_cluster_node_url(r)));
+	text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (text)
+		relay_cluster_describe(r, s->desktop, text);
+	else
+		relay_log_build_failed("desktop entry");
+	free(text);
+}
+
+/* Whether c's hello (claim: take the lease) or join may go on here:
+ * true if this node holds the desktop, or (locate) no node does; else c
+ * was redirected to the node that does, or waits for a lease running
+ * out on a node that died, or was refused. */
+static bool relay_session_route(struct relay_conn *c, const char *desktop,
+				bool claim)
+{
+	struct relay *r = c->relay;
+	enum relay_where where;
+	char url[RELAY_NODE_URL_MAX + 1];
+	int err = !relay_cluster_redis_up(r) ? -PROTO_E_UNAVAILABLE :
+		  claim ? relay_cluster_claim(r, desktop, &where, url,
+					      sizeof(url)) :
+			  relay_cluster_locate(r, desktop, &where, url,
+					       sizeof(url));
+
+	if (err) {
+		relay_conn_refuse(c, err, NULL);
+		return false;
+	}
+	switch (where) {
+	case RELAY_WHERE_HERE:
+	case RELAY_WHERE_NOWHERE:
+		return true;
+	case RELAY_WHERE_THERE:
+		relay_conn_redirect(c, url);
+		return false;
+	default:
+		break;
+	}
+	if (relay_conn_deferred_for(c) >
+	    (uint64_t)r->cfg.lease_ms * 1000 + 1000000) {
+		relay_conn_refuse(c, -PROTO_E_UNAVAILABLE,
+			"The relay that served this desktop stopped answering and its hold on it has not run out; try again shortly.");
+		return false;
+	}
+	relay_conn_defer(c, RELAY_ROUTE_RETRY_US);
+	return false;
+}
+
+/* A join, in a cluster: true if it goes on here, as on one relay (a
+ * code, key or request no node knows is refused by that path too). */
+static bool relay_session_route_join(struct relay_conn *c, const char *code,
+				     const char *key, const char *assist)
+{
+	struct relay *r = c->relay;
+	char canon[PROTO_CODE_CANON_LEN];
+	struct relay_store_assist a;
+	struct relay_session *s = NULL;
+	struct relay_row row;
+	int err;
+
+	if (!relay_cluster_redis_up(r)) {
+		relay_conn_refuse(c, -PROTO_E_UNAVAILABLE, NULL);
+		return false;
+	}
+	if (code) {
+		if (proto_code_normalize(code, canon) != 0)
+			return true;
+		err = relay_session_find(r, RELAY_COLLAB_BY_CODE, canon, &row);
+	} else if (key) {
+		err = relay_session_find(r, RELAY_COLLAB_BY_OWNER_KEY, key, &row);
+	} else {
+		if (!assist || strlen(assist) > RELAY_STORE_ID_MAX)
+			return true;
+		err = r->store->ops->assist_get(r->store, assist, &a);
+		if (!err)
+			snprintf(row.desktop, sizeof(row.desktop), "%s",
+				 a.desktop);
+	}
+	/* The store is asked even for a desktop held here: a node that
+	 * cannot reach Redis admits no one (it could not check rights). */
+	if (err == -PROTO_E_NOT_FOUND)
+		return true;
+	if (err) {
+		relay_conn_refuse(c, err == -PROTO_E_STORAGE ?
+				  -PROTO_E_UNAVAILABLE : err, NULL);
+		return false;
+	}
+	s = relay_map_get(&r->by_desktop, row.desktop);
+	if (s && s->host)
+		return true;
+	if (!relay_session_route(c, row.desktop, false))
+		return false;
+	/* No node holds the desktop.  Its owner waits here (and is sent on
+	 * when a node takes the desktop); a collaborator cannot join a
+	 * desktop that is not connected. */
+	if (code && !s) {
+		relay_conn_refuse(c, -PROTO_E_OFFLINE, NULL);
+		return false;
+	}
+	if (key && !s && !relay_session_from_row(r, &row)) {
+		relay_conn_refuse(c, -PROTO_E_INTERNAL, NULL);
+		return false;
+	}
+	return true;
+}
+
+/* Refuses every connection of s with err (url: redirect there). */
+static void relay_session_send_away(struct relay_session *s, int err,
+				    const char *detail, const char *url)
+{
+	struct relay_conn *c[3] = { s->host, s->owner, s->guest };
+
+	for (int i = 0; i < 3; i++) {
+		if (!c[i])
+			continue;
+		if (url)
+			relay_conn_redirect(c[i], url);
+		else
+			relay_conn_refuse(c[i], err, detail);
+	}
+}
+
+void relay_session_lease_lost(struct relay *r, const char *desktop)
+{
+	struct relay_session *s = relay_map_get(&r->by_desktop, desktop);
+
+	if (s)
+		relay_session_send_away(s, -PROTO_E_UNAVAILABLE,
+			"This relay lost its hold on the desktop; connect again to reach the relay that serves it.",
+			NULL);
+}
+
+void relay_session_moved(struct relay *r, const char *desktop,
+			 const char *url)
+{
+	struct relay_session *s = relay_map_get(&r->by_desktop, desktop);
+
+	/* Only viewers waiting for a host that came up on another node;
+	 * a session with its host here holds the lease. */
+	if (s && !s->host)
+		relay_session_send_away(s, 0, NULL, url);
+}
+
+void relay_session_tell(struct relay *r, const char *desktop, char *json)
+{
+	struct relay_session *s = relay_map_get(&r->by_desktop, desktop);
+
+	if (s)
+		relay_owner_tell(s, json);
+	else
+		free(json);
 }
 
 /* ---- identity ------------------------------------------------------ */
@@ -418,9 +697,19 @@ void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m)
 			NULL);
 		return;
 	}
+	if (relay_cluster_on(r) && !relay_session_route(c, desktop, true))
+		return;
 	s = relay_map_get(&r->by_desktop, desktop);
-	if (!s && !(s = relay_session_new(r, desktop, NULL))) {
-		relay_conn_refuse(c, -PROTO_E_INTERNAL, NULL);
+	err = 0;
+	if (!s && relay_cluster_on(r))
+		err = relay_session_adopt(r, desktop, c->who.user, &s);
+	else if (!s && !(s = relay_session_new(r, desktop, NULL)))
+		err = -PROTO_E_INTERNAL;
+	if (err) {
+		if (relay_cluster_on(r) && (!s || !s->host))
+			relay_cluster_release(r, desktop);
+		relay_conn_refuse(c, err == -PROTO_E_STORAGE ?
+				  -PROTO_E_UNAVAILABLE : err, NULL);
 		return;
 	}
 	relay_session_take_host(s, c, proto_ctrl_str(m, "name"));
@@ -439,6 +728,13 @@ void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m)
 	}
 	relay_session_notify(s->owner, "host_online", "The desktop is back.", NULL);
 	relay_session_notify(s->guest, "host_online", "The desktop is back.", NULL);
+	if (relay_cluster_on(r)) {
+		relay_session_changed(s);
+		/* Viewers waiting for it on other nodes are sent here. */
+		relay_cluster_publish(r, json_pack("{s:s, s:s, s:s}", "op",
+			"lease", "desktop", s->desktop, "url",
+			relay_cluster_node_url(r)));
+	}
 }
 
 static int relay_new_code(struct relay *r, char out[PROTO_CODE_CANON_LEN])
@@ -449,7 +745,8 @@ static int relay_new_code(struct relay *r, char out[PROTO_CODE_CANON_LEN])
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 			return -PROTO_E_INTERNAL;
 		if (proto_code_from_random(rnd, sizeof(rnd), out) == 0 &&
-		    !relay_map_get(&r->by_code, out))
+		    !relay_map_get(&r->by_code, out) &&
+		    relay_session_code_free(r, out))
 			return 0;
 	}
 	return -PROTO_E_INTERNAL;
@@ -477,6 +774,7 @@ static void relay_session_share(struct relay_conn *c)
 		}
 		relay_map_put(&c->relay->by_code, s->code, s);
 		relay_log("collab-start", "desktop=%s", s->desktop);
+		relay_session_changed(s);
 	}
 	proto_code_display(s->code, shown);
 	relay_owner_tell(s, proto_ctrl_build(PROTO_MSG_CODE, "{s:s}", "code",
@@ -513,6 +811,7 @@ static void relay_session_retire(struct relay_conn *c, int guest_err,
 	if (s->guest && s->guest->role == RELAY_ROLE_GUEST)
 		relay_conn_refuse(s->guest, guest_err, NULL);
 	relay_owner_notify(s, told, message, NULL);
+	relay_session_changed(s);
 }
 
 static void relay_session_control(struct relay_conn *c, bool grant)
@@ -671,6 +970,7 @@ void relay_session_attach_viewer(struct relay_session *s, struct relay_conn *c,
 	relay_gop_replay(s, c);
 	if (role == RELAY_ROLE_OWNER)
 		relay_session_owner_joined(s, c);
+	relay_session_changed(s);
 }
 
 static void relay_session_join_guest(struct relay_conn *c, const char *typed)
@@ -777,6 +1077,11 @@ void relay_session_join(struct relay_conn *c, const struct proto_ctrl *m)
 			"join needs exactly one of \"code\", \"owner_key\" or \"assist\".");
 		return;
 	}
+	/* In a cluster the join is decided on the desktop's node. */
+	if (relay_cluster_on(c->relay) &&
+	    !relay_session_route_join(c, code, key,
+				      proto_ctrl_str(m, "assist")))
+		return;
 	if (code)
 		relay_session_join_guest(c, code);
 	else if (key)
@@ -987,6 +1292,8 @@ void relay_session_detach(struct relay_conn *c)
 	if (s->host == c) {
 		s->host = NULL;
 		relay_gop_clear(s);
+		if (relay_cluster_on(s->relay))
+			relay_cluster_release(s->relay, s->desktop);
 		relay_log("host-leave", "desktop=%s", s->desktop);
 		relay_events_publish(s->relay, "host-leave", s->user, s->desktop,
 				   "");
@@ -1016,6 +1323,7 @@ void relay_session_detach(struct relay_conn *c)
 		relay_resume(c);
 		relay_log("owner-leave", "desktop=%s", s->desktop);
 	}
+	relay_session_changed(s);
 	relay_session_maybe_free(s);
 }
 

@@ -97,6 +97,20 @@ struct relay_session_assist_hooks {
 void relay_session_set_assist(struct relay *r,
 			      const struct relay_session_assist_hooks *h);
 
+/* ---- the cluster (docs/cluster.md) ----
+ * What the bus and the leases tell the sessions (relay_bus.c). */
+/* This node lost desktop's lease: its host and viewers are refused with
+ * unavailable, so they reconnect to the node that serves it. */
+void relay_session_lease_lost(struct relay *r, const char *desktop);
+/* Another node took desktop (at url): viewers waiting here for its host
+ * are redirected there. */
+void relay_session_moved(struct relay *r, const char *desktop,
+			 const char *url);
+/* Sends json (taken) to desktop's host and owner if it is here. */
+void relay_session_tell(struct relay *r, const char *desktop, char *json);
+/* The desktop as the admin API shows it, owner_key included. */
+struct json_t *relay_session_json(const struct relay_session *s);
+
 /* Frees every session (shutdown, after all connections closed). */
 void relay_session_free_all(struct relay *r);
 

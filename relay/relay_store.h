@@ -4,17 +4,19 @@
  * What must survive a restart lives here: each desktop's collaboration
  * code and owner key, per-user permissions, remote assistance requests
  * and the audit log.  Session logic only sees struct relay_store and its
- * ops table, so a store shared by several relay nodes can replace the
- * SQLite one (relay_store_sqlite.c) later by adding another open function
- * that fills in the same table; nothing else changes.
+ * ops table, filled in by one of two backends: SQLite in the data
+ * directory (relay_store_sqlite.c), the default, and Redis shared by the
+ * relays of a cluster (relay_store_redis.c).  Both pass the same tests
+ * (tests/unit/test_relay_store.c).
  *
  * Calling convention, for every op:
  *   - returns 0 or a negative -PROTO_E_* code:
  *       -PROTO_E_STORAGE: the backend cannot write now (disk full,
  *         locked by another process past a short wait, read-only, an I/O
- *         error).  Nothing was changed and the caller refuses the action
- *         with storage_unavailable; the same op succeeds once the cause
- *         is gone, with no restart.
+ *         error; Redis unreachable, loading or out of memory).
+ *         Nothing was changed and the caller refuses the action with
+ *         storage_unavailable; the same op succeeds once the cause is
+ *         gone, with no restart.
  *       -PROTO_E_INTERNAL: any other backend failure (corruption, a row
  *         this relay cannot read).
  *       For both, st->ops->why(st) says what failed in a sentence
@@ -161,8 +163,8 @@ struct relay_store_ops {
 	 * and from-mask, collab_put's unique code and owner key), so the
 	 * caller decides on commit's result alone.  Once a write has
 	 * returned an error, the later writes of the batch are not tried
-	 * and return the same error.  No reads and no nested begin in
-	 * between. */
+	 * and return the same error.  No reads, prunes or nested begin in
+	 * between (the Redis store refuses them with -PROTO_E_STATE). */
 	int (*begin)(struct relay_store *st);
 	int (*commit)(struct relay_store *st);
 
@@ -233,5 +235,24 @@ struct relay_store {
  * otherwise (including a database from a newer relay). */
 int relay_store_sqlite_open(const char *data_dir, struct relay_store **out,
 			    char *why, size_t why_len);
+
+/* Opens the store in the Redis at url, redis://HOST:PORT[/DB] (DB 0-15,
+ * nothing else: no credentials, no query), shared by every relay of a
+ * cluster (docs/cluster.md, "The store in Redis").  Every op then waits
+ * at most timeout_ms for Redis; when Redis cannot be reached it returns
+ * -PROTO_E_STORAGE with why "redis at HOST:PORT: ...", and the next op
+ * connects again, but not sooner than 500 ms after the failure (in
+ * between, ops fail at once).  An op that timed out after its command
+ * was sent may still be applied by a Redis that was only slow.  The
+ * process must ignore SIGPIPE (the relay does): a write to a connection
+ * Redis closed is then an error, not the end of the process.
+ *
+ * Connects before returning: 0 and *out set; otherwise *out is NULL,
+ * why says what failed and the result is -PROTO_E_MALFORMED (url is not
+ * of that form), -PROTO_E_STORAGE (Redis cannot be reached) or
+ * -PROTO_E_INTERNAL (Redis older than 7, or without appendonly, so that
+ * its restart could lose acknowledged writes). */
+int relay_store_redis_open(const char *url, int timeout_ms,
+			   struct relay_store **out, char *why, size_t why_len);
 
 #endif

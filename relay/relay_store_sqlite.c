@@ -19,7 +19,7 @@
  * lists are paged, and the prune deletes are batched.  SQLite's result
  * codes are sorted at one place, store_err, into the contract's errors.
  */
-#include "relay/relay_store.h"
+#include "relay/relay_store_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,19 +39,14 @@
  * storage_unavailable.  The event loop waits with it, so it is short. */
 #define STORE_BUSY_MS 200
 
-static const char *const STATE_NAMES[RELAY_ASSIST__COUNT] = {
-	"pending", "invited", "accepted", "active",
-	"ended",   "declined", "expired",
-};
-
 /* RELAY_ASSIST_OPEN in SQL: the partial indexes and the queries that
  * use them must spell it the same way for SQLite to match them. */
 #define OPEN_SQL "state IN ('pending', 'invited', 'accepted', 'active')"
 #define FINISHED_SQL "state IN ('ended', 'declined', 'expired')"
 /* The states that expire (pending, invited, accepted). */
 #define WAITING_SQL "state IN ('pending', 'invited', 'accepted')"
-/* The state's enum value (its bit in a mask), in STATE_NAMES' order; a
- * state this relay does not know matches no mask. */
+/* The state's enum value (its bit in a mask); a state this relay does
+ * not know matches no mask. */
 #define STATE_INDEX_SQL                                                   \
 	"(CASE state WHEN 'pending' THEN 0 WHEN 'invited' THEN 1 "        \
 	"WHEN 'accepted' THEN 2 WHEN 'active' THEN 3 WHEN 'ended' THEN 4 " \
@@ -217,22 +212,6 @@ static struct store_sqlite *sq(struct relay_store *st)
 	return (struct store_sqlite *)st;
 }
 
-const char *relay_assist_state_name(enum relay_assist_state s)
-{
-	return (unsigned)s < RELAY_ASSIST__COUNT ? STATE_NAMES[s] : "?";
-}
-
-int relay_assist_state_parse(const char *s, enum relay_assist_state *out)
-{
-	for (int i = 0; s && i < RELAY_ASSIST__COUNT; i++) {
-		if (strcmp(s, STATE_NAMES[i]) == 0) {
-			*out = (enum relay_assist_state)i;
-			return 0;
-		}
-	}
-	return -PROTO_E_MALFORMED;
-}
-
 /* Sorts an SQLite result code into the contract's errors, records why
  * the call failed, and remembers the first failure of a batch so that
  * commit stores none of it. */
@@ -320,13 +299,6 @@ static int stmt_run(struct store_sqlite *s, sqlite3_stmt *stmt,
 	return rc;
 }
 
-/* A non-empty id of at most RELAY_STORE_ID_MAX bytes. */
-static bool id_ok(const char *id)
-{
-	return id && *id && strnlen(id, RELAY_STORE_ID_MAX + 1) <=
-				    RELAY_STORE_ID_MAX;
-}
-
 static const char *col_str(sqlite3_stmt *stmt, int i)
 {
 	return (const char *)sqlite3_column_text(stmt, i);
@@ -345,7 +317,7 @@ static int collab_put(struct relay_store *st, const char *desktop,
 	struct store_sqlite *s = sq(st);
 	sqlite3_stmt *stmt = stmt_get(s, ST_COLLAB_PUT);
 
-	if (!id_ok(desktop) || !owner_key)
+	if (!relay_store_id_ok(desktop) || !owner_key)
 		return batch_note(s, -PROTO_E_MALFORMED);
 	if (!bind_str(stmt, 1, desktop) || !bind_str(stmt, 2, code) ||
 	    !bind_str(stmt, 3, owner_key) || !bind_str(stmt, 4, user))
@@ -481,20 +453,12 @@ static int perm_set(struct relay_store *st, const char *user, bool help,
 	struct store_sqlite *s = sq(st);
 	sqlite3_stmt *stmt = stmt_get(s, ST_PERM_SET);
 
-	if (!id_ok(user))
+	if (!relay_store_id_ok(user))
 		return batch_note(s, -PROTO_E_MALFORMED);
 	if (!bind_str(stmt, 1, user) || !bind_int(stmt, 2, help) ||
 	    !bind_int(stmt, 3, collab))
 		return store_fail(s, "permission set");
 	return stmt_run(s, stmt, "permission set");
-}
-
-static bool assist_valid(const struct relay_store_assist *a)
-{
-	return id_ok(a->id) && id_ok(a->desktop) && id_ok(a->user) &&
-	       (strcmp(a->initiator, "user") == 0 ||
-		strcmp(a->initiator, "admin") == 0) &&
-	       (unsigned)a->state < RELAY_ASSIST__COUNT;
 }
 
 static int assist_create(struct relay_store *st,
@@ -503,25 +467,19 @@ static int assist_create(struct relay_store *st,
 	struct store_sqlite *s = sq(st);
 	sqlite3_stmt *stmt = stmt_get(s, ST_ASSIST_NEW);
 
-	if (!a || !assist_valid(a))
+	if (!a || !relay_store_assist_valid(a))
 		return batch_note(s, -PROTO_E_MALFORMED);
 	if (!bind_str(stmt, 1, a->id) || !bind_str(stmt, 2, a->desktop) ||
 	    !bind_str(stmt, 3, a->user) || !bind_str(stmt, 4, a->initiator) ||
 	    !bind_str(stmt, 5, a->admin) || !bind_int(stmt, 6, a->requested_at) ||
 	    !bind_int(stmt, 7, a->expires_at) ||
-	    !bind_str(stmt, 8, STATE_NAMES[a->state]))
+	    !bind_str(stmt, 8, relay_assist_state_name(a->state)))
 		return store_fail(s, "assist create");
 	return stmt_run(s, stmt, "assist create");
 }
 
 static int assist_get(struct relay_store *st, const char *id,
 		      struct relay_store_assist *out);
-
-/* A from-mask set_state accepts: some state, and no bit beyond them. */
-static bool from_ok(unsigned from)
-{
-	return from != 0 && (from & ~RELAY_ASSIST_ALL) == 0;
-}
 
 static int assist_set_state(struct relay_store *st, const char *id,
 			    unsigned from, enum relay_assist_state state,
@@ -532,9 +490,11 @@ static int assist_set_state(struct relay_store *st, const char *id,
 	struct relay_store_assist cur;
 	int rc;
 
-	if (!id || (unsigned)state >= RELAY_ASSIST__COUNT || !from_ok(from))
+	if (!id || (unsigned)state >= RELAY_ASSIST__COUNT ||
+	    !relay_store_from_ok(from))
 		return batch_note(s, -PROTO_E_MALFORMED);
-	if (!bind_str(stmt, 1, id) || !bind_str(stmt, 2, STATE_NAMES[state]) ||
+	if (!bind_str(stmt, 1, id) ||
+	    !bind_str(stmt, 2, relay_assist_state_name(state)) ||
 	    !bind_str(stmt, 3, admin) || !bind_int(stmt, 4, from))
 		return store_fail(s, "assist state");
 	rc = stmt_run(s, stmt, "assist state");
@@ -616,7 +576,9 @@ static sqlite3_stmt *assist_list_stmt(struct store_sqlite *s, unsigned mask)
 		if (mask != RELAY_ASSIST_BIT(i))
 			continue;
 		stmt = stmt_get(s, ST_ASSIST_ONE_STATE);
-		return bind_str(stmt, 4, STATE_NAMES[i]) ? stmt : NULL;
+		if (!bind_str(stmt, 4, relay_assist_state_name(i)))
+			return NULL;
+		return stmt;
 	}
 	return NULL;
 }
