@@ -484,8 +484,8 @@ export class Cluster {
 
   // A raw viewer joined through node (redirects followed): c.joined, c.node,
   // c.hops.  An owner signs in as the desktop's user.
-  async join(node, how, { user, name = 'Alice', label = 'viewer', token, ttl = 3600 } = {}) {
-    const r = await this.tryJoin(node, how, { user, name, label, token, ttl });
+  async join(node, how, { user, name = 'Alice', label = 'viewer', token, ttl = 3600, role } = {}) {
+    const r = await this.tryJoin(node, how, { user, name, label, token, ttl, role });
     assert.ok(r.ok, `${label}: join refused: ${JSON.stringify(r.msg)}\n${r.c.describe()}`);
     Object.assign(r.c, { joined: r.msg, hops: r.hops });
     return r.c;

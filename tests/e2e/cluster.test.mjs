@@ -40,6 +40,18 @@ async function flows(host, viewer, seq) {
   await viewer.nextBinary((m) => m.hdr.kind === KIND.control && m.hdr.seq === seq);
 }
 
+// Redis is back for a node when it admits again: an owner of a desktop
+// joins through it (redirects followed).  Polled: the first requests after
+// Redis returns may still be refused (FINDINGS.md, F3).
+async function admitsAgain(cl, via, ownerKey) {
+  return until(async () => {
+    const r = await cl.tryJoin(via, { owner_key: ownerKey }, { label: `probe owner via ${via.id}` });
+    if (r.ok) return r.c;
+    await r.c.waitClose();
+    return null;
+  }, 10000, `${via.id} did not admit an owner again after Redis came back`, 200);
+}
+
 test('directory: the desktop is leased to the node its host is on and renewed inside the TTL; a second host through another node is redirected there and replaces the first (4016); leaving releases the lease', () => withCluster(async (cl) => {
   const [a, b] = cl.nodes;
   const first = await cl.host(a, { desktop: 'desk-dir', label: 'first host' });
@@ -508,29 +520,37 @@ test('Redis down: served sessions keep streaming for the lease time, new hosts a
   const ms = await a.metrics();
   assert.equal(metric(ms, 'asp_cluster_redis_up'), 0);
   assert.ok(metric(ms, 'asp_cluster_redis_errors_total') > 0, 'no Redis error counted');
-  await a.waitForStderr(/redis-down/, 5000);
+  await a.proc.waitForStderr(/redis-down/, 5000);
 
   // Fencing: the lease cannot be renewed, so a drops the desktop.
-  const e = await host.expectRefusal('unavailable', 4025, LEASE_MS + 5000);
-  assert.equal(e.message, UNAVAILABLE_MESSAGE);
+  await host.expectRefusal('unavailable', 4025, LEASE_MS + 5000);
   assert.ok(Date.now() - down <= LEASE_MS + 1000, `the desktop was served ${Date.now() - down} ms after Redis went down`);
   await owner.expectRefusal('unavailable', 4025);
 
   await cl.restartRedis();
-  await until(async () => metric(await a.metrics(), 'asp_cluster_redis_up') === 1 && metric(await b.metrics(), 'asp_cluster_redis_up') === 1,
-    10000, 'the nodes did not reconnect to Redis');
-  const again = await cl.host(b, { desktop: 'desk-down', label: 'host after' });
+  const again = await until(async () => {
+    const r = await cl.attempt(b, { side: 'host', label: 'host after',
+      hello: { os: 'windows', image: 'system', asp_version: '1.1.0', desktop: 'desk-down',
+        token: cl.token({ user: HOST_USER, desktop: 'desk-down' }) } });
+    if (r.ok) return Object.assign(r.c, { welcome: r.msg });
+    await r.c.waitClose();
+    return null;
+  }, 10000, 'no host admitted after Redis came back', 200);
+  for (const node of [a, b]) assert.equal(metric(await node.metrics(), 'asp_cluster_redis_up'), 1, `${node.id} says Redis is down`);
   assert.equal(again.welcome.owner_key, host.welcome.owner_key);
   assert.equal((await again.next('code')).code, code, 'the code did not survive the outage');
+  (await admitsAgain(cl, a, host.welcome.owner_key)).terminate();
   const guest = await cl.join(a, { code }, { label: 'guest after' });
   assert.equal(guest.node, b);
   await flows(again, guest, 9);
 }));
 
-// A Redis call waits at most --redis-timeout-ms, on the relay's own loop
-// (hiredis's libev adapter): a hung Redis must not freeze what is served.
-// A timeout of 1 s makes a loop that blocked on it stall the stream for a
-// second, far beyond the half second allowed here.
+// Lease renewals go out on the relay's own loop without waiting (hiredis's
+// libev adapter): a hung Redis alone must not freeze what is served, and a
+// call that needs an answer waits at most --redis-timeout-ms.  A timeout
+// of 1 s makes a loop that blocked on a renewal stall the stream for a
+// second, far beyond the half second allowed here.  (A refused admission
+// does block the loop for the timeout: FINDINGS.md, F4.)
 const HUNG_TIMEOUT_MS = 1000;
 test('a hung Redis (SIGSTOP): what is served keeps flowing without a stall, a join is answered unavailable within the timeout instead of hanging, and SIGCONT brings it all back', () => withCluster({ lease: 3000, args: ['--redis-timeout-ms', String(HUNG_TIMEOUT_MS)] }, async (cl) => {
   const [a, b] = cl.nodes;
@@ -620,8 +640,7 @@ test('a Redis restart (kill -9, then start on its AOF) loses nothing the relays 
   const reqBefore = (await cl.api(b, 'GET', '/assist')).body.requests.find((r) => r.id === req.id);
   await cl.redis.kill9();
   await cl.restartRedis();
-  await until(async () => metric(await a.metrics(), 'asp_cluster_redis_up') === 1 && metric(await b.metrics(), 'asp_cluster_redis_up') === 1,
-    10000, 'the nodes did not reconnect to Redis');
+  (await admitsAgain(cl, b, host.welcome.owner_key)).terminate();
 
   assert.deepEqual((await cl.api(a, 'GET', '/policy/lee')).body, { user: 'lee', help: true, collab: false });
   const { expires_in: _x, ...fixedBefore } = reqBefore;
