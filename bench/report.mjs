@@ -293,9 +293,10 @@ function clusterSection(md) {
       media_msgs_forwarded: media?.media_msgs_forwarded ?? null,
       extra_calls_per_1000_msgs: media?.extra_calls_per_1000_msgs ?? null };
     if (media) {
-      md.push(`\nWhile media flowed: ${media.media_msgs_forwarded} messages forwarded, ${media.calls} commands where the ` +
-        `same renewals cost ${media.expected_calls} idle: ${media.extra_calls} more, ` +
-        `${media.extra_calls_per_1000_msgs} per 1,000 messages (a command per message would be 1,000).\n`);
+      md.push(`\nWhile media flowed: ${media.media_msgs_forwarded} messages forwarded; besides the lease renewals ` +
+        `(${media.commands_per_renewal} commands each, counted by the node), ${media.media_other_per_s} commands/s against ` +
+        `${media.idle_other_per_s}/s idle: ${media.extra_calls} more in the window, ${media.extra_calls_per_1000_msgs} ` +
+        'per 1,000 messages (a command per message would be 1,000).\n');
     }
   } else {
     md.push('Not measured.\n');
