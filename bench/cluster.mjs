@@ -27,7 +27,8 @@
 //
 // Its clients behave as docs/cluster.md says the tools do: a --relay list
 // tried in turn, a redirect followed at once (at most 4 hops), and the
-// tools' reconnect backoff (0.25 s, doubling up to 5 s) after a lost
+// tools' reconnect backoff (0.25 s, doubling up to 5 s, each delay drawn
+// from its upper half; tools/common/client_relays.h) after a lost
 // connection or a refusal to come back.  Each measurement is one JSON
 // line appended to OUT/results.jsonl (mode "cluster-..."), which
 // bench/report.mjs turns into the report and summary.json.  Every process
@@ -312,6 +313,7 @@ class Peer {
 
   connect(url) {
     if (this.stopped) return;
+    this.trace?.push([Math.round(now()), this.cl.byUrl(url)?.id ?? url]);
     this.url = url;
     this.ready = false;
     this.keyAt = null;
@@ -330,6 +332,7 @@ class Peer {
       else if ((m.type === 'welcome' && this.side === 'host') || m.type === 'joined') this.welcomed(m);
       else if (m.type === 'error' && m.code === 'redirect') redirected = m.url;
       else if (m.type === 'error') this.events.push(`${m.code}@${this.cl.byUrl(url)?.id}`);
+      if (m.type === 'error') this.trace?.push([Math.round(now()), m.code]);
       else if (m.type === 'code') this.code = m.code;
     });
     ws.on('error', () => {});
@@ -345,7 +348,9 @@ class Peer {
       // the backoff.
       this.hops = 0;
       this.at = (this.at + 1) % this.list.length;
-      const wait = this.backoff;
+      // The tools draw each delay from the upper half of the backoff, so
+      // that clients lost together do not come back in lockstep.
+      const wait = this.backoff / 2 + Math.random() * (this.backoff / 2);
       this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
       setTimeout(() => this.connect(this.list[this.at]), wait);
     });
@@ -437,6 +442,7 @@ async function failover(n, kills, clip) {
       const other = cl.nodes.find((x) => x !== holder);
       await delay(LEASE_MS / 2); // leases freshly renewed or not: kills land anywhere in the period
       keep = [];
+      for (const p of [...hosts, ...guests]) p.trace = [];
       const t0 = now();
       await holder.kill9();
       const done = () => hosts.every((h) => h.readyAt > t0 && h.node === other) &&
@@ -448,13 +454,18 @@ async function failover(n, kills, clip) {
       const guestMs = guests.map((g) => (g.keyAt !== null && g.keyAt > t0 ? g.keyAt - t0 : null));
       const per = hosts.map((_, i) => (hostMs[i] === null || guestMs[i] === null ? null : Math.max(hostMs[i], guestMs[i])));
       const decoded = decodes(keep, `failover-${n}-${k}`);
+      // What the slowest desktop's clients did after the kill (ms since
+      // the kill: the node tried, or the refusal it gave).
+      const worst = per.indexOf(Math.max(...per.filter((x) => x !== null)));
+      const rel = (tr) => tr.map(([t, what]) => `${t - Math.round(t0)}:${what}`).join(' ');
+      const slowest = worst < 0 ? null : { desktop: hosts[worst].label, host: rel(hosts[worst].trace), guest: rel(guests[worst].trace) };
       keep = null;
       const row = { mode: 'cluster-failover', desktops: n, kill: k, killed: holder.id, lease_ms: LEASE_MS,
         back: per.filter((x) => x !== null).length, timed_out: timedOut,
         all_back_ms: per.includes(null) ? null : round(Math.max(...per), 1),
         failover_ms: stats(per.filter((x) => x !== null)), host_ms: stats(hostMs.filter((x) => x !== null)),
         guest_ms: stats(guestMs.filter((x) => x !== null)), samples_ms: per.map((x) => (x === null ? null : round(x, 1))),
-        decoded_frames: decoded.frames, decode_errors: decoded.errors };
+        decoded_frames: decoded.frames, decode_errors: decoded.errors, slowest };
       record(row);
       say(`  kill ${k + 1}: node ${holder.id}, ${row.back}/${n} back, all in ${row.all_back_ms} ms ` +
         `(p50 ${round(row.failover_ms.p50, 0)}, p99 ${round(row.failover_ms.p99, 0)}); guest 0 decoded ${decoded.frames} frames, ${decoded.errors} errors`);
