@@ -623,7 +623,12 @@ function aspBench(node, label, sessions, procs, out) {
     let err = '';
     child.stderr.on('data', (d) => { err += d; });
     const timer = setTimeout(() => child.kill('SIGKILL'), 120000);
-    child.on('exit', (code) => { clearTimeout(timer); children.delete(child); resolve({ code, err }); });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      fs.appendFileSync(path.join(OUT, 'cluster-asp-bench.log'), `== ${label} ${sessions} on ${node.id}: exit ${code ?? signal}\n${err}`);
+      resolve({ code, err });
+    });
   });
 }
 
@@ -637,12 +642,14 @@ async function scale(loads) {
   try {
     for (const s of loads) {
       let n0 = fs.existsSync(tmp) ? last().length : 0;
-      await aspBench(a, 'cluster-one', s, 2, tmp);
+      const e1 = [await aspBench(a, 'cluster-one', s, 2, tmp)];
       const one = last().slice(n0);
       n0 += one.length;
-      await Promise.all([aspBench(a, 'cluster-two', s / 2, 1, tmp), aspBench(b, 'cluster-two', s / 2, 1, tmp)]);
+      const e2 = await Promise.all([aspBench(a, 'cluster-two', s / 2, 1, tmp), aspBench(b, 'cluster-two', s / 2, 1, tmp)]);
       const two = last().slice(n0);
-      const row = (nodes, rs) => {
+      // asp-bench's last words when a run wrote no line.
+      const why = (es) => es.filter((e) => e.code !== 0).map((e) => `exit ${e.code}: ${e.err.trim().split('\n').slice(-2).join(' / ')}`).join('; ');
+      const row = (nodes, rs, es) => {
         const offered = s * 30 * (rs[0]?.seconds ?? 0);
         const received = rs.reduce((x, r) => x + r.received, 0);
         return { mode: 'cluster-scale', nodes, sessions: s, runs: rs.length, ok: rs.length === nodes && rs.every((r) => r.ok),
@@ -650,9 +657,9 @@ async function scale(loads) {
           p50_ms: rs.length ? round(Math.max(...rs.map((r) => r.lat_us.p50)) / 1000) : null,
           p99_ms: rs.length ? round(Math.max(...rs.map((r) => r.lat_us.p99)) / 1000) : null,
           node_cpu_pct: rs.map((r) => r.peer_cpu_pct), gen_cpu_pct: round(rs.reduce((x, r) => x + r.gen_cpu_pct, 0), 1),
-          msgs_per_s: round(rs.reduce((x, r) => x + r.msgs_per_s, 0), 1) };
+          msgs_per_s: round(rs.reduce((x, r) => x + r.msgs_per_s, 0), 1), why: why(es) || rs.map((r) => r.why).filter(Boolean).join('; ') };
       };
-      const r1 = row(1, one), r2 = row(2, two);
+      const r1 = row(1, one, e1), r2 = row(2, two, e2);
       record(r1);
       record(r2);
       say(`  ${s} sessions: one node delivered ${r1.delivered} p99 ${r1.p99_ms} ms CPU ${r1.node_cpu_pct}; ` +

@@ -306,15 +306,15 @@ function clusterSection(md) {
   md.push('### Two nodes vs one (asp-bench latency mix, 30 fps x 40 KiB per session; generator in 2 processes either way)\n');
   if (sc.length) {
     md.push('p99 is the worse node\'s. Carried whole: >= 99 % delivered and p99 <= 50 ms, up to the first load that is not.\n');
-    md.push('| sessions | nodes | delivered % | p50 ms | p99 ms | CPU % per node | generator CPU % | whole |');
-    md.push('|---|---|---|---|---|---|---|---|');
+    md.push('| sessions | nodes | delivered % | p50 ms | p99 ms | CPU % per node | generator CPU % | whole | why |');
+    md.push('|---|---|---|---|---|---|---|---|---|');
     const largest = { 1: 0, 2: 0 }, going = { 1: true, 2: true };
     for (const r of [...sc].sort((x, y) => x.sessions - y.sessions || x.nodes - y.nodes)) {
       const whole = r.ok && r.delivered !== null && r.delivered >= WHOLE_DELIVERED && r.p99_ms !== null && r.p99_ms * 1000 <= WHOLE_P99_US;
       if (whole && going[r.nodes]) largest[r.nodes] = r.sessions;
       else going[r.nodes] = false;
       md.push(`| ${r.sessions} | ${r.nodes} | ${fmt(r.delivered === null ? null : 100 * r.delivered)} | ${fmt(r.p50_ms, 3)} | ` +
-        `${fmt(r.p99_ms, 3)} | ${r.node_cpu_pct.map((x) => fmt(x)).join(' + ')} | ${fmt(r.gen_cpu_pct)} | ${whole ? 'yes' : 'NO'} |`);
+        `${fmt(r.p99_ms, 3)} | ${r.node_cpu_pct.map((x) => fmt(x)).join(' + ')} | ${fmt(r.gen_cpu_pct)} | ${whole ? 'yes' : 'NO'} | ${r.why || ''} |`);
     }
     out.two_vs_one = { largest_whole_one: largest[1], largest_whole_two: largest[2],
       ratio: largest[1] ? largest[2] / largest[1] : null,
