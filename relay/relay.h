@@ -41,6 +41,7 @@ struct relay_conn_events;
 struct relay_session_assist_hooks;
 struct relay_events_sub;
 struct relay_cluster;
+struct relay_audit_held;
 struct json_t;
 
 #define RELAY_DESKTOP_MAX 64
@@ -208,6 +209,10 @@ struct relay {
 	/* In a cluster: carries each event to the other nodes' consoles
 	 * (registered by relay_bus_init; j is borrowed). */
 	void (*events_out)(struct relay *r, struct json_t *j);
+	/* Inside relay_audit_begin ... relay_audit_commit: the events
+	 * waiting for the commit (relay_audit.c). */
+	bool audit_batch;
+	struct relay_audit_held *audit_held;
 	bool tls;
 	bool stopping;
 	bool trim_pending;        /* a session ended: give memory back */

@@ -328,11 +328,11 @@ static unsigned int relay_admin_policy(struct relay *r,
 	snprintf(detail, sizeof(detail), "user=%s help=%s collab=%s", user,
 		 help ? "on" : "off", collab ? "on" : "off");
 	/* The permission and its audit event are stored together or not. */
-	err = r->store->ops->begin(r->store);
+	err = relay_audit_begin(r);
 	if (!err) {
 		r->store->ops->perm_set(r->store, user, help, collab);
 		relay_audit(r, who->user, "policy-set", "", detail);
-		err = r->store->ops->commit(r->store);
+		err = relay_audit_commit(r);
 	}
 	if (err) {
 		if (err == -PROTO_E_STORAGE || err == -PROTO_E_INTERNAL)

@@ -65,14 +65,14 @@ static int relay_assist_move(struct relay *r, struct relay_store_assist *a,
 			     const char *admin)
 {
 	struct relay_store *st = r->store;
-	int err = st->ops->begin(st);
+	int err = relay_audit_begin(r);
 
 	if (!err) {
 		st->ops->assist_set_state(st, a->id, RELAY_ASSIST_BIT(a->state),
 					  state, admin);
 		relay_audit(r, actor, relay_assist_state_name(state),
 			    a->desktop, a->id);
-		err = st->ops->commit(st);
+		err = relay_audit_commit(r);
 	}
 	if (err) {
 		relay_assist_store_error(r, err);
@@ -167,12 +167,12 @@ static int relay_assist_create(struct relay *r, const char *desktop,
 	a->requested_at = now;
 	a->expires_at = now + RELAY_ASSIST_TTL_S;
 	a->state = state;
-	err = r->store->ops->begin(r->store);
+	err = relay_audit_begin(r);
 	if (!err) {
 		r->store->ops->assist_create(r->store, a);
 		relay_audit(r, admin ? admin : user, "assist-create", desktop,
 			    a->id);
-		err = r->store->ops->commit(r->store);
+		err = relay_audit_commit(r);
 	}
 	if (err)
 		relay_assist_store_error(r, err);

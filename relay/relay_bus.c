@@ -53,7 +53,6 @@ static void relay_bus_events_out(struct relay *r, json_t *j)
 
 	json_object_set_new(copy, "op", json_string("event"));
 	relay_cluster_publish(r, copy);
-	json_decref(copy);
 }
 
 static const struct relay_cluster_hooks relay_bus_hooks = {

@@ -9,6 +9,7 @@
  */
 #include "relay/relay_cluster.h"
 
+#include <errno.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/proto_url.h"
 #include "relay/relay.h"
 #include "relay/relay_alloc.h"
 
@@ -99,7 +101,8 @@ struct relay_cluster {
 	redisContext *sync;
 	uint64_t sync_retry_us; /* monotonic: no attempt before */
 	bool sync_up;
-	bool said_down;         /* redis-down logged since the last up */
+	bool said_down;         /* redis-error logged since the last up */
+	bool was_up;            /* what relay_cluster_note last logged */
 
 	redisAsyncContext *cmd, *sub;
 	bool cmd_up, sub_up;
@@ -115,48 +118,6 @@ struct relay_cluster {
 };
 
 /* ---- the URL and the node ------------------------------------------ */
-
-/* redis://HOST:PORT[/DB]; host a name or an IPv4 address. */
-static int relay_cluster_parse_url(struct relay_cluster *cl, const char *url,
-				   char *why, size_t why_len)
-{
-	const char *p = url + strlen("redis://");
-	const char *colon, *slash;
-	char *end;
-	long port, db = 0;
-	size_t n;
-
-	if (strncmp(url, "redis://", 8) != 0)
-		goto bad;
-	colon = strchr(p, ':');
-	if (!colon || colon == p || (size_t)(colon - p) >= sizeof(cl->host))
-		goto bad;
-	n = (size_t)(colon - p);
-	if (strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		   "0123456789.-") != n)
-		goto bad;
-	port = strtol(colon + 1, &end, 10);
-	if (end == colon + 1 || port < 1 || port > 65535)
-		goto bad;
-	slash = end;
-	if (*slash == '/') {
-		db = strtol(slash + 1, &end, 10);
-		if (end == slash + 1 || db < 0 || db > 15)
-			goto bad;
-	}
-	if (*end)
-		goto bad;
-	memcpy(cl->host, p, n);
-	cl->host[n] = '\0';
-	cl->port = (int)port;
-	cl->db = (int)db;
-	return 0;
-bad:
-	snprintf(why, why_len,
-		 "--redis must be redis://HOST:PORT or redis://HOST:PORT/DB (DB 0-15), not '%s'",
-		 url);
-	return -PROTO_E_MALFORMED;
-}
 
 static void relay_cluster_default_url(struct relay_cluster *cl,
 				      const struct relay *r, int port)
@@ -189,10 +150,28 @@ static struct timeval relay_cluster_tv(uint32_t ms)
 	return tv;
 }
 
+static bool relay_cluster_healthy(const struct relay_cluster *cl);
+
+/* Logs redis-up and redis-down as relay_cluster_redis_up changes. */
+static void relay_cluster_note(struct relay_cluster *cl, const char *why)
+{
+	bool up = cl->sub_up && cl->cmd_up && relay_cluster_healthy(cl);
+
+	if (up == cl->was_up)
+		return;
+	cl->was_up = up;
+	if (up)
+		relay_log("redis-up", "node=%s redis=%s:%d", cl->id, cl->host,
+			  cl->port);
+	else
+		relay_log("redis-down", "node=%s redis=%s:%d why=%s", cl->id,
+			  cl->host, cl->port, why);
+}
+
 static void relay_cluster_sync_down(struct relay_cluster *cl, const char *what)
 {
 	if (!cl->said_down)
-		relay_log("redis-down", "node=%s redis=%s:%d why=%s", cl->id,
+		relay_log("redis-error", "node=%s redis=%s:%d why=%s", cl->id,
 			  cl->host, cl->port, what);
 	cl->said_down = true;
 	cl->stats.redis_errors++;
@@ -228,12 +207,19 @@ static redisContext *relay_cluster_sync(struct relay_cluster *cl)
 		return NULL;
 	}
 	freeReplyObject(rep);
-	if (!cl->sync_up)
-		relay_log("redis-up", "node=%s redis=%s:%d", cl->id, cl->host,
-			  cl->port);
 	cl->sync_up = true;
 	cl->said_down = false;
 	return cl->sync;
+}
+
+/* The connection's error says Redis closed it (EOF, reset, broken pipe),
+ * as opposed to a timeout. */
+static bool relay_cluster_closed(const redisContext *c)
+{
+	return c->err == REDIS_ERR_EOF ||
+	       (c->err == REDIS_ERR_IO &&
+		(!strcmp(c->errstr, strerror(ECONNRESET)) ||
+		 !strcmp(c->errstr, strerror(EPIPE))));
 }
 
 static uint64_t relay_cluster_round_us(const struct relay_cluster *cl)
@@ -258,6 +244,7 @@ static bool relay_cluster_healthy(const struct relay_cluster *cl)
 static redisReply *relay_cluster_call(struct relay_cluster *cl,
 				      const char *fmt, ...)
 {
+	bool reused = cl->sync != NULL;
 	redisContext *c = relay_cluster_healthy(cl) ? relay_cluster_sync(cl) :
 						      NULL;
 	redisReply *rep;
@@ -272,6 +259,18 @@ static redisReply *relay_cluster_call(struct relay_cluster *cl,
 	va_start(ap, fmt);
 	rep = redisvCommand(c, fmt, ap);
 	va_end(ap);
+	/* A connection Redis closed while it sat idle (a Redis restart)
+	 * never saw the command: made again at once, and sent once more. */
+	if (!rep && reused && relay_cluster_closed(c)) {
+		redisFree(cl->sync);
+		cl->sync = NULL;
+		c = relay_cluster_sync(cl);
+		if (!c)
+			return NULL; /* relay_cluster_sync said why */
+		va_start(ap, fmt);
+		rep = redisvCommand(c, fmt, ap);
+		va_end(ap);
+	}
 	relay_hist_add(&cl->stats.rtt_us, relay_mono_us() - t0);
 	if (!rep) {
 		relay_cluster_sync_down(cl, c->errstr);
@@ -521,6 +520,7 @@ static void relay_cluster_sub_cb(redisAsyncContext *ac, void *reply, void *arg)
 	    !strcmp(rep->element[0]->str, "subscribe")) {
 		cl->sub_up = true;
 		relay_log("bus-subscribed", "node=%s", cl->id);
+		relay_cluster_note(cl, "");
 		return;
 	}
 	if (rep->element[2]->type == REDIS_REPLY_STRING)
@@ -544,6 +544,7 @@ static void relay_cluster_async_gone(const redisAsyncContext *ac, int status)
 		cl->sub_up = false;
 	}
 	cl->stats.redis_errors++;
+	relay_cluster_note(cl, ac->errstr[0] ? ac->errstr : "connection lost");
 	if (!cl->closing)
 		relay_timer_start(&cl->async_timer, RELAY_REDIS_RETRY_US);
 }
@@ -553,10 +554,17 @@ static void relay_cluster_async_connected(const redisAsyncContext *ac,
 {
 	struct relay_cluster *cl = ac->data;
 
-	if (status != REDIS_OK) /* hiredis frees it and calls no more */
+	if (status != REDIS_OK) { /* hiredis frees it and calls no more */
 		relay_cluster_async_gone(ac, status);
-	else if (ac == cl->cmd)
+		return;
+	}
+	if (ac == cl->cmd) {
 		cl->cmd_up = true;
+		/* Redis is back: the next call need not wait out the pause
+		 * after the synchronous connection's last failure. */
+		cl->sync_retry_us = 0;
+	}
+	relay_cluster_note(cl, "");
 }
 
 static redisAsyncContext *relay_cluster_async_new(struct relay_cluster *cl)
@@ -607,8 +615,8 @@ static void relay_cluster_renewed(redisAsyncContext *ac, void *reply, void *arg)
 	struct relay_lease *l;
 
 	(void)ac;
-	if (cl->renewing)
-		cl->renewing--;
+	if (cl->renewing && !--cl->renewing)
+		relay_cluster_note(cl, "");
 	l = relay_cluster_lease(cl, rn->desktop);
 	if (rep && l && l->epoch == rn->epoch && !cl->closing) {
 		if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1) {
@@ -629,8 +637,8 @@ static void relay_cluster_node_renewed(redisAsyncContext *ac, void *reply,
 
 	(void)ac;
 	(void)reply;
-	if (cl->renewing)
-		cl->renewing--;
+	if (cl->renewing && !--cl->renewing)
+		relay_cluster_note(cl, "");
 }
 
 struct relay_renew_walk {
@@ -667,6 +675,7 @@ static void relay_cluster_renew(struct relay_timer *t)
 	struct relay_renew_walk w = { .cl = cl, .now = relay_mono_us() };
 
 	relay_timer_start(t, relay_cluster_round_us(cl));
+	relay_cluster_note(cl, "no answer to the lease renewals within a third of --lease-ms");
 	if (!cl->cmd || !cl->cmd_up || cl->renewing)
 		return;
 	cl->round_sent_us = w.now;
@@ -764,10 +773,17 @@ int relay_cluster_publish(struct relay *r, json_t *msg)
 	redisReply *rep;
 	char *text;
 
+	if (!msg) {
+		relay_log_build_failed("to=bus");
+		return -PROTO_E_INTERNAL;
+	}
 	json_object_set_new(msg, "from", json_string(cl->id));
 	text = json_dumps(msg, JSON_COMPACT);
-	if (!text)
+	json_decref(msg);
+	if (!text) {
+		relay_log_build_failed("to=bus");
 		return -PROTO_E_INTERNAL;
+	}
 	rep = relay_cluster_call(cl, "PUBLISH " RELAY_BUS " %s", text);
 	free(text);
 	if (!rep)
@@ -780,13 +796,16 @@ int relay_cluster_publish(struct relay *r, json_t *msg)
 
 int relay_cluster_open(struct relay *r, int port, char *why, size_t why_len)
 {
-	struct relay_cluster *cl = relay_xcalloc(1, sizeof(*cl));
-	int err = relay_cluster_parse_url(cl, r->cfg.redis, why, why_len);
+	struct relay_cluster *cl;
+	struct proto_redis_addr addr;
+	int err = proto_redis_url_parse(r->cfg.redis, &addr, why, why_len);
 
-	if (err) {
-		free(cl);
+	if (err)
 		return err;
-	}
+	cl = relay_xcalloc(1, sizeof(*cl));
+	snprintf(cl->host, sizeof(cl->host), "%s", addr.host);
+	cl->port = addr.port;
+	cl->db = addr.db;
 	cl->relay = r;
 	cl->lease_ms = r->cfg.lease_ms;
 	cl->timeout_ms = r->cfg.redis_timeout_ms;
@@ -911,6 +930,13 @@ bool relay_cluster_redis_up(const struct relay *r)
 	/* The asynchronous connections say: the synchronous one is made
 	 * again by the next call that needs it. */
 	return cl->sub_up && cl->cmd_up && relay_cluster_healthy(cl);
+}
+
+bool relay_cluster_answers(void *relay)
+{
+	const struct relay *r = relay;
+
+	return r->cluster && relay_cluster_healthy(r->cluster);
 }
 
 const struct relay_cluster_stats *relay_cluster_stats(const struct relay *r)

@@ -83,6 +83,9 @@ const char *relay_cluster_node_url(const struct relay *r);
 /* Redis answers (the renewal connection is up and its last round was
  * answered in time) and the bus is subscribed. */
 bool relay_cluster_redis_up(const struct relay *r);
+/* Whether Redis answers, from what the renewal connection saw, without
+ * a round trip (for relay_store_redis_gate; relay is a struct relay). */
+bool relay_cluster_answers(void *relay);
 size_t relay_cluster_leases(const struct relay *r);
 const struct relay_cluster_stats *relay_cluster_stats(const struct relay *r);
 
@@ -120,7 +123,8 @@ int relay_cluster_desktop(struct relay *r, const char *desktop, char **out);
  * the connection is down or the last probe is still unanswered. */
 void relay_cluster_probe(struct relay *r, void (*cb)(struct relay *r));
 
-/* Publishes msg (a JSON object; "from" is added) to every other node. */
+/* Publishes msg (a JSON object, taken; "from" is added) to every other
+ * node. */
 int relay_cluster_publish(struct relay *r, struct json_t *msg);
 
 #endif

@@ -239,9 +239,10 @@ static int relay_join_cluster(struct relay *r)
 		return -1;
 	}
 	relay_bus_init(r);
-	/* Up to a second for Redis and the bus, so the first hosts are
-	 * not refused for a subscription a few milliseconds away; a Redis
-	 * that is down is no reason not to start (the node joins later). */
+	relay_store_redis_gate(r->store, relay_cluster_answers, r);
+	/* Up to a second for the renewal connection and the bus, so the
+	 * first hosts are not refused for a subscription a few
+	 * milliseconds away (the store connected already). */
 	while (!relay_cluster_redis_up(r) && relay_mono_us() - t0 < 1000000)
 		relay_loop_run_once(r->loop, true);
 	printf("node %s at %s%s\n", relay_cluster_node_id(r),

@@ -225,7 +225,7 @@ static int relay_session_store(struct relay_session *s, const char *actor,
 {
 	struct relay *r = s->relay;
 	struct relay_store *st = r->store;
-	int err = st->ops->begin(st);
+	int err = relay_audit_begin(r);
 
 	if (!err) {
 		/* In a cluster the owner key must outlive the code: the
@@ -237,7 +237,7 @@ static int relay_session_store(struct relay_session *s, const char *actor,
 		else
 			st->ops->collab_del(st, s->desktop);
 		relay_audit(r, actor, event, s->desktop, detail);
-		err = st->ops->commit(st);
+		err = relay_audit_commit(r);
 	}
 	if (err)
 		relay_log("store-error", "why=%s", st->ops->why(st));

@@ -255,4 +255,10 @@ int relay_store_sqlite_open(const char *data_dir, struct relay_store **out,
 int relay_store_redis_open(const char *url, int timeout_ms,
 			   struct relay_store **out, char *why, size_t why_len);
 
+/* Makes every op of the Redis store st fail at once with
+ * -PROTO_E_STORAGE while up(arg) says Redis does not answer (the
+ * cluster's renewal connection knows without a round trip). */
+void relay_store_redis_gate(struct relay_store *st, bool (*up)(void *arg),
+			    void *arg);
+
 #endif

@@ -34,6 +34,7 @@
 #include <openssl/evp.h>
 
 #include "protocol/proto_error.h"
+#include "protocol/proto_url.h"
 #include "relay/relay_alloc.h"
 
 /* The least time between two attempts to connect. */
@@ -446,6 +447,11 @@ struct store_redis {
 	int batch_err;           /* the first failed write of the batch, or 0 */
 	struct store_args batch; /* the batch's writes, one call */
 	char why[256];
+	/* Whether Redis answers, told without asking it (NULL: always
+	 * ask): a Redis that hangs fails ops at once instead of each
+	 * waiting for its timeout. */
+	bool (*gate)(void *arg);
+	void *gate_arg;
 };
 
 static struct store_redis *rd(struct relay_store *st)
@@ -600,7 +606,8 @@ static int store_connect(struct store_redis *s, int64_t deadline)
 	if (s->c)
 		return 0;
 	now = mono_ms();
-	if (now < s->retry_at)
+	/* With a gate, the gate knows when Redis is back. */
+	if (now < s->retry_at && !s->gate)
 		return -PROTO_E_STORAGE; /* why still says the last failure */
 	c = redisConnectWithTimeout(s->host, s->port, ms_tv(s->timeout_ms));
 	if (!c)
@@ -670,6 +677,13 @@ static redisReply *store_roundtrip(struct store_redis *s,
 	bool reused = s->c != NULL;
 	redisReply *rep = NULL;
 
+	if (s->gate && !s->gate(s->gate_arg)) {
+		proto_err_set(s->why, sizeof s->why,
+			      "redis at %s:%d: not answering (its last round of lease renewals went unanswered)",
+			      s->host, s->port);
+		*err = -PROTO_E_STORAGE;
+		return NULL;
+	}
 	for (int tries = 0; !rep && tries < 2; tries++) {
 		*err = store_connect(s, deadline);
 		if (*err)
@@ -1414,96 +1428,6 @@ static const struct relay_store_ops REDIS_OPS = {
 	.audit_prune = audit_prune,
 };
 
-/* Reads a decimal number of at most max from *p, advancing it. */
-static bool url_number(const char **p, long max, long *out)
-{
-	const char *q = *p;
-	long n = 0;
-
-	if (*q < '0' || *q > '9')
-		return false;
-	for (; *q >= '0' && *q <= '9'; q++) {
-		n = n * 10 + (*q - '0');
-		if (n > max)
-			return false;
-	}
-	if (q - *p > 1 && **p == '0')
-		return false; /* no leading zeros: "06379" is a typo */
-	*p = q;
-	*out = n;
-	return true;
-}
-
-/* The host: a name or IPv4 address (letters, digits, '.', '-'), or an
- * IPv6 address in brackets; copied into host without the brackets. */
-static bool url_host(const char **p, char *host, size_t cap)
-{
-	const char *q = *p, *end;
-	size_t n;
-
-	if (*q == '[') {
-		end = strchr(q, ']');
-		n = end ? (size_t)(end - q - 1) : 0;
-		if (n == 0 || strspn(q + 1, "0123456789abcdefABCDEF:.") != n)
-			return false;
-		q++;
-		*p = end + 1;
-	} else {
-		n = strspn(q, "abcdefghijklmnopqrstuvwxyz"
-			      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-");
-		*p = q + n;
-	}
-	if (n == 0 || n >= cap)
-		return false;
-	memcpy(host, q, n);
-	host[n] = '\0';
-	return true;
-}
-
-/* What is wrong with url, or NULL if it is redis://HOST:PORT[/DB] and
- * nothing more: no credentials, no query, DB 0-15 (Redis's default
- * count of databases). */
-static const char *url_fault(struct store_redis *s, const char *url)
-{
-	static const char SCHEME[] = "redis://";
-	const char *p = url;
-	long port = 0, db = 0;
-
-	if (!url || strncmp(url, SCHEME, sizeof SCHEME - 1) != 0)
-		return "it does not start with redis://";
-	p += sizeof SCHEME - 1;
-	if (strchr(p, '@'))
-		return "credentials in the URL are not supported";
-	if (!url_host(&p, s->host, sizeof s->host))
-		return "the host is missing or not a name or address";
-	if (*p++ != ':' || !url_number(&p, 65535, &port) || port == 0)
-		return "the port (1-65535) is missing or not a number";
-	if (*p == '/') {
-		p++;
-		if (!url_number(&p, 15, &db))
-			return "the database is not a number from 0 to 15";
-	}
-	if (*p != '\0')
-		return "something follows HOST:PORT[/DB]";
-	s->port = (int)port;
-	s->db = (int)db;
-	return NULL;
-}
-
-static int url_parse(struct store_redis *s, const char *url, char *why,
-		     size_t why_len)
-{
-	const char *fault = url_fault(s, url);
-
-	if (fault) {
-		proto_err_set(why, why_len,
-			      "the Redis URL \"%.64s\" is not "
-			      "redis://HOST:PORT[/DB]: %s", url ? url : "",
-			      fault);
-		return -PROTO_E_MALFORMED;
-	}
-	return 0;
-}
 
 /* The value of "field:" in an INFO reply, or NULL. */
 static const char *info_field(const char *info, const char *field,
@@ -1573,6 +1497,7 @@ int relay_store_redis_open(const char *url, int timeout_ms,
 			   struct relay_store **out, char *why, size_t why_len)
 {
 	struct store_redis *s = relay_xcalloc(1, sizeof *s);
+	struct proto_redis_addr addr;
 	int rc;
 
 	*out = NULL;
@@ -1580,7 +1505,12 @@ int relay_store_redis_open(const char *url, int timeout_ms,
 	s->timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
 	for (int i = 0; i < SC__COUNT; i++)
 		script_sha(SCRIPTS[i], s->sha[i]);
-	rc = url_parse(s, url, why, why_len);
+	rc = proto_redis_url_parse(url, &addr, why, why_len);
+	if (!rc) {
+		snprintf(s->host, sizeof s->host, "%s", addr.host);
+		s->port = addr.port;
+		s->db = addr.db;
+	}
 	if (rc == 0)
 		rc = store_connect(s, mono_ms() + s->timeout_ms);
 	if (rc == 0)
@@ -1593,4 +1523,11 @@ int relay_store_redis_open(const char *url, int timeout_ms,
 	}
 	*out = &s->base;
 	return 0;
+}
+
+void relay_store_redis_gate(struct relay_store *st, bool (*up)(void *arg),
+			    void *arg)
+{
+	rd(st)->gate = up;
+	rd(st)->gate_arg = arg;
 }

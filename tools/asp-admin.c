@@ -133,7 +133,8 @@ static void usage(FILE *f)
 "        Acts on a request; prints it as `assist list` does.\n"
 "  desktops\n"
 "        Desktops the relay knows, one per line:\n"
-"        \"DESKTOP online=yes|no collaboration=on|off guest=\"NAME\"|- name=\"NAME\"\".\n"
+"        \"DESKTOP online=yes|no collaboration=on|off guest=\"NAME\"|- name=\"NAME\"\"\n"
+"        (and node=ID on a cluster's relay).\n"
 "  console-link [--user U] [--ttl SECONDS]\n"
 "        Prints a link that opens the administrator's console (/admin) in a\n"
 "        browser, signed in: with --data, as U (default \"" ADMIN_CONSOLE_USER "\") for\n"
@@ -688,12 +689,16 @@ static void print_desktop(json_t *d)
 {
 	char guest[160], name[160];
 
-	printf("%s online=%s collaboration=%s guest=%s name=%s\n",
+	printf("%s online=%s collaboration=%s guest=%s name=%s",
 	       jstr(d, "desktop"),
 	       json_is_true(json_object_get(d, "online")) ? "yes" : "no",
 	       onoff(d, "collaboration"),
 	       jquoted(d, "guest", guest, sizeof guest),
 	       jquoted(d, "name", name, sizeof name));
+	/* A cluster's relays name the node holding each desktop. */
+	if (json_is_string(json_object_get(d, "node")))
+		printf(" node=%s", jstr(d, "node"));
+	putchar('\n');
 }
 
 static void print_event(json_t *e)
