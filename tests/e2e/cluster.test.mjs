@@ -41,8 +41,7 @@ async function flows(host, viewer, seq) {
 }
 
 // Redis is back for a node when it admits again: an owner of a desktop
-// joins through it (redirects followed).  Polled: the first requests after
-// Redis returns may still be refused (FINDINGS.md, F3).
+// joins through it (redirects followed), polled while Redis comes back.
 async function admitsAgain(cl, via, ownerKey) {
   return until(async () => {
     const r = await cl.tryJoin(via, { owner_key: ownerKey }, { label: `probe owner via ${via.id}` });
@@ -640,7 +639,12 @@ test('a Redis restart (kill -9, then start on its AOF) loses nothing the relays 
   const reqBefore = (await cl.api(b, 'GET', '/assist')).body.requests.find((r) => r.id === req.id);
   await cl.redis.kill9();
   await cl.restartRedis();
-  (await admitsAgain(cl, b, host.welcome.owner_key)).terminate();
+  // Regression (FINDINGS.md, F3): once a node says Redis is up, it admits.
+  await until(async () => metric(await a.metrics(), 'asp_cluster_redis_up') === 1 && metric(await b.metrics(), 'asp_cluster_redis_up') === 1,
+    10000, 'the nodes did not see Redis come back');
+  const probe = await cl.tryJoin(b, { owner_key: host.welcome.owner_key }, { label: 'owner as Redis is back' });
+  assert.ok(probe.ok, `b says Redis is up but refused an owner: ${JSON.stringify(probe.msg)}`);
+  probe.c.terminate();
 
   assert.deepEqual((await cl.api(a, 'GET', '/policy/lee')).body, { user: 'lee', help: true, collab: false });
   const { expires_in: _x, ...fixedBefore } = reqBefore;
