@@ -408,8 +408,8 @@ test('the admin API and asp-admin on any node list every desktop of the cluster 
       ['b', true, 'On B'], `${node.id}: ${JSON.stringify(byId['desk-on-b'])}`);
     const p = new Proc('asp-admin', bin('asp-admin'), ['--relay', node.httpUrl, '--token', cl.adminToken(), 'desktops']);
     await p.expectExit(0);
-    assert.ok(p.lines.some((l) => l.startsWith('desk-on-a online=yes collaboration=on guest="Alice"')), p.describe());
-    assert.ok(p.lines.some((l) => l.startsWith('desk-on-b online=yes')), p.describe());
+    assert.ok(p.lines.some((l) => l.startsWith('desk-on-a online=yes collaboration=on guest="Alice"') && / node=a$/.test(l)), p.describe());
+    assert.ok(p.lines.some((l) => l.startsWith('desk-on-b online=yes') && / node=b$/.test(l)), p.describe());
   }
   // collab-start and collab-join happened on a; b's console heard of both.
   await until(() => ['collab-start', 'collab-join'].every((ev) => events.events.some((e) => e.event === ev && e.desktop === 'desk-on-a')),
