@@ -108,6 +108,11 @@ done
 code=$(sed -n 's/^code: //p' "$tmp/host.out" | head -n 1)
 owner_link=$(sed -n 's/^owner-link: //p' "$tmp/host.out" | head -n 1)
 console=$("$BUILD/asp-admin" --relay "$http_b" --data "$DATA/b" console-link)
+if [ -n "$code" ]; then
+	demo="A demo desktop is connected to node a and sharing."
+else
+	demo="The demo desktop did not start: $(tail -n 1 "$tmp/host.out")"
+fi
 
 cat <<EOT
 
@@ -115,7 +120,7 @@ cat <<EOT
     node a: $url_a   (log $DATA/a.log)
     node b: $url_b   (log $DATA/b.log)
     Redis:  $redis   (append-only file in $DATA/redis)
-  A demo desktop is connected to node a and sharing.
+  $demo
 
   Collaboration code:  ${code:-(the demo host did not start: see $tmp/host.out)}
 
