@@ -174,6 +174,34 @@ function callsDelta(before, after) {
   return { total, by_command: d };
 }
 
+// Requests the relays send Redis, counted from MONITOR: a line per command,
+// "[DB ADDR]" for one a client sent, "[DB lua]" for one a script ran.  A
+// request is what costs a round trip (pipelined or not); commandstats
+// counts both kinds.  This script's own INFO and CONFIG are left out.
+class RedisMonitor {
+  constructor(port) {
+    this.requests = 0;
+    this.buf = '';
+    this.sock = net.connect(port, '127.0.0.1', () => this.sock.write('MONITOR\r\n'));
+    this.sock.setEncoding('utf8');
+    this.sock.on('data', (d) => {
+      this.buf += d;
+      let nl;
+      while ((nl = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, nl);
+        this.buf = this.buf.slice(nl + 1);
+        const m = line.match(/^\+\d+\.\d+ \[\d+ ([^\]]+)\] "([^"]*)"/);
+        if (m && m[1] !== 'lua' && !/^(info|config|monitor)$/i.test(m[2])) this.requests++;
+      }
+    });
+    this.sock.on('error', () => {});
+  }
+
+  ready() { return until(() => this.buf !== '' || this.requests > 0 || this.sock.readyState === 'open', 5000, 'MONITOR'); }
+
+  close() { this.sock.destroy(); }
+}
+
 class Node {
   constructor(id, redis, secret) {
     this.id = id;
@@ -542,10 +570,14 @@ async function redisOps(n, clip) {
   const rows = [];
   try {
     // One window per phase: commands (INFO commandstats, which counts the
-    // commands a script runs too) and node a's lease renewals, both read
-    // at its start and at its end.
+    // commands a script runs too), requests (MONITOR) and node a's lease
+    // renewals, all read at its start and at its end.
+    const mon = new RedisMonitor(cl.redis.port);
+    await mon.ready();
+    await delay(200);
     const phase = async (name, events, fn) => {
       const before = cl.redis.calls();
+      const r0 = mon.requests;
       const m0 = await a.metrics();
       const t0 = now();
       await fn();
@@ -554,10 +586,11 @@ async function redisOps(n, clip) {
       const after = cl.redis.calls();
       const d = callsDelta(before, after);
       const row = { mode: 'cluster-redis', phase: name, sessions: n, events, seconds: round(secs, 2), calls: d.total,
-        per_event: events ? round(d.total / events, 2) : null, per_s: round(d.total / secs, 1), by_command: d.by_command,
+        requests: mon.requests - r0, per_event: events ? round(d.total / events, 2) : null, per_s: round(d.total / secs, 1),
+        requests_per_s: round((mon.requests - r0) / secs, 1), by_command: d.by_command,
         renewals: (m1.asp_cluster_lease_renewals_total ?? 0) - (m0.asp_cluster_lease_renewals_total ?? 0) };
       rows.push(row);
-      say(`  ${name}: ${d.total} commands${events ? `, ${row.per_event} per event` : ''}, ${row.per_s}/s, ${row.renewals} lease renewals`);
+      say(`  ${name}: ${d.total} commands, ${row.requests} requests, ${row.per_s} commands/s, ${row.renewals} lease renewals`);
       return row;
     };
     const hosts = Array.from({ length: n }, (_, i) => hostPeer(cl, `ops-${i}`, [a.url]));
@@ -604,7 +637,20 @@ async function redisOps(n, clip) {
       extra_calls_per_1000_msgs: forwarded ? round((1000 * Math.max(0, extra)) / forwarded, 4) : null });
     say(`  media: ${forwarded} messages forwarded; besides renewals (${perRenewal} commands each) ` +
       `${round(rest(flowing) / flowing.seconds, 1)} commands/s flowing vs ${round(rest(idle) / idle.seconds, 1)}/s idle`);
-    for (const r of rows) record(r);
+    // Per event, net of what went on meanwhile anyway: the lease renewals
+    // the window saw (each costs what one costs idle) and the rest of the
+    // idle background per second.
+    const reqPerRenewal = idle.renewals ? Math.round(idle.requests / idle.renewals) : 0;
+    const reqRest = idle.requests - reqPerRenewal * idle.renewals;
+    for (const r of rows) {
+      if (r.events) {
+        r.commands_per_event = round((r.calls - perRenewal * r.renewals - (rest(idle) * r.seconds) / idle.seconds) / r.events, 2);
+        r.requests_per_event = round((r.requests - reqPerRenewal * r.renewals - (reqRest * r.seconds) / idle.seconds) / r.events, 2);
+        say(`  ${r.phase}: ${r.commands_per_event} commands and ${r.requests_per_event} requests per event, net`);
+      }
+      record(r);
+    }
+    mon.close();
   } finally {
     await cl.stop();
   }

@@ -278,16 +278,22 @@ function clusterSection(md) {
   const media = pick({ mode: 'cluster-redis-media' })[0];
   md.push('### Redis commands (INFO commandstats) per session event and per second\n');
   if (ops.length) {
-    md.push(`${ops[0].sessions} sessions on node a; guests join through node b (redirected). Commands per event, ` +
-      'and per second with every session idle and with media flowing (5 fps per session, to owner and guest).\n');
-    md.push('| phase | events | commands | per event | per second | renewal rounds | commands by name |');
-    md.push('|---|---|---|---|---|---|---|');
+    md.push(`${ops[0].sessions} sessions on node a; guests join through node b (redirected). **Commands** are INFO ` +
+      'commandstats (a script\'s own commands included); **requests** are what the relays sent (MONITOR, script-run ' +
+      'commands left out: each is a round trip, pipelined or not). Per event, net of the lease renewals the window saw ' +
+      'and of the idle background; per second with every session idle and with media flowing (5 fps per session, to ' +
+      'owner and guest).\n');
+    md.push('| phase | events | commands | requests | commands / event | requests / event | commands/s | requests/s | lease renewals | commands by name |');
+    md.push('|---|---|---|---|---|---|---|---|---|---|');
     for (const r of ops) {
-      md.push(`| ${r.phase} | ${r.events || ''} | ${r.calls} | ${r.per_event ?? ''} | ${fmt(r.per_s)} | ${r.renewals} | ` +
+      md.push(`| ${r.phase} | ${r.events || ''} | ${r.calls} | ${r.requests ?? 'n/a'} | ${r.commands_per_event ?? ''} | ` +
+        `${r.requests_per_event ?? ''} | ${fmt(r.per_s)} | ${fmt(r.requests_per_s ?? null)} | ${r.renewals} | ` +
         `${Object.entries(r.by_command).map(([k, v]) => `${k} ${v}`).join(', ')} |`);
     }
-    const per = Object.fromEntries(ops.filter((r) => r.events).map((r) => [r.phase, r.per_event]));
-    out.redis = { sessions: ops[0].sessions, per_event: per,
+    const per = Object.fromEntries(ops.filter((r) => r.events).map((r) => [r.phase,
+      { commands: r.commands_per_event ?? null, requests: r.requests_per_event ?? null }]));
+    const idleRow = pick({ mode: 'cluster-redis', phase: 'idle' })[0];
+    out.redis = { sessions: ops[0].sessions, per_event: per, idle_requests_per_s: idleRow?.requests_per_s ?? null,
       idle_per_s: pick({ mode: 'cluster-redis', phase: 'idle' })[0]?.per_s ?? null,
       media_per_s: pick({ mode: 'cluster-redis', phase: 'media' })[0]?.per_s ?? null,
       media_msgs_forwarded: media?.media_msgs_forwarded ?? null,
