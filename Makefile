@@ -3,6 +3,7 @@
 #   make            build everything into build/
 #   make SAN=1      the same with AddressSanitizer + UBSan, into build/san/
 #   make run        install what is missing, build, start the relay
+#   make cluster    the same with two relay nodes through one Redis
 #   make test       install what is missing, build with sanitizers, run
 #                   every test (unit, fuzz replay + short fuzz, end to end)
 #   make fuzz       build the libFuzzer drivers with clang
@@ -159,6 +160,11 @@ JOBS := -j$(shell nproc 2>/dev/null || echo 2)
 run: deps
 	@$(MAKE) --no-print-directory $(JOBS) all
 	@sh tools/run-demo.sh $(BUILD)
+
+.PHONY: cluster
+cluster: deps
+	@$(MAKE) --no-print-directory $(JOBS) all
+	@sh tools/run-cluster.sh $(BUILD)
 
 test: deps
 	@$(MAKE) --no-print-directory $(JOBS) SAN=1 all

@@ -221,6 +221,119 @@ function scaleTable(md, dat) {
 }
 
 // ---------------------------------------------------------------------------
+// The cluster (bench/cluster.mjs): failover, redirects, Redis load, two
+// nodes vs one.
+
+const pctOf = (xs, p) => {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  return v.length ? v[Math.min(v.length - 1, Math.ceil((p / 100) * v.length) - 1)] : null;
+};
+const sec = (msv) => (msv === null ? null : msv / 1000);
+
+function clusterSection(md) {
+  const out = { failover: {}, join: null, redis: null, two_vs_one: null };
+  md.push('## Cluster (bench/cluster.mjs): two nodes through one Redis, lease 3 s\n');
+  const fo = pick({ mode: 'cluster-failover' });
+  md.push('### Failover: SIGKILL of the node holding N desktops\n');
+  md.push('Per desktop: from the kill until its host is welcomed by the other node and its guest has received a keyframe ' +
+    'there (clients as the tools: the next relay of the list, redirects followed, backoff 0.25 s doubling to 5 s). ' +
+    'p50/p99/max pool the desktops of every kill; "all back" is the slowest desktop of each kill. ' +
+    'Guest 0\'s stream after each kill is decoded by ffmpeg.\n');
+  md.push('| desktops | kills | back / expected | p50 s | p99 s | max s | host p99 s | guest p99 s | all back per kill (s) | ffmpeg frames / errors |');
+  md.push('|---|---|---|---|---|---|---|---|---|---|');
+  for (const n of [...new Set(fo.map((r) => r.desktops))].sort((a, b) => a - b)) {
+    const rs = pick({ mode: 'cluster-failover', desktops: n });
+    const all = rs.flatMap((r) => r.samples_ms);
+    const hostP99 = median(rs.map((r) => r.host_ms?.p99));
+    const guestP99 = median(rs.map((r) => r.guest_ms?.p99));
+    const lost = all.filter((x) => x === null).length;
+    const f = { kills: rs.length, desktops_back: all.length - lost, expected: all.length, lost,
+      p50_s: sec(pctOf(all, 50)), p99_s: sec(pctOf(all, 99)), max_s: sec(pctOf(all, 100)),
+      all_back_s: rs.map((r) => sec(r.all_back_ms)), decode_errors: rs.reduce((a, r) => a + (r.decode_errors ?? 1), 0) };
+    out.failover[n] = f;
+    md.push(`| ${n} | ${rs.length} | ${f.desktops_back} / ${f.expected} | ${fmt(f.p50_s, 2)} | ${fmt(f.p99_s, 2)} | ${fmt(f.max_s, 2)} | ` +
+      `${fmt(sec(hostP99), 2)} | ${fmt(sec(guestP99), 2)} | ${f.all_back_s.map((x) => fmt(x, 2)).join(', ')} | ` +
+      `${rs.map((r) => `${r.decoded_frames}/${r.decode_errors ?? '?'}`).join(', ')} |`);
+  }
+  md.push('');
+
+  const jd = pick({ mode: 'cluster-join', path: 'direct' })[0];
+  const jr = pick({ mode: 'cluster-join', path: 'redirect' })[0];
+  md.push('### Join through a redirect vs direct (an owner, loopback; WebSocket open to `joined`)\n');
+  if (jd && jr) {
+    out.join = { direct_ms: jd.joined_ms, redirect_ms: jr.joined_ms,
+      added_p50_ms: jr.joined_ms.p50 - jd.joined_ms.p50, added_p99_ms: jr.joined_ms.p99 - jd.joined_ms.p99 };
+    md.push('| path | joins | p50 ms | p99 ms | max ms | first keyframe p50 ms | first keyframe p99 ms |');
+    md.push('|---|---|---|---|---|---|---|');
+    for (const r of [jd, jr]) {
+      md.push(`| ${r.path} | ${r.joins} | ${fmt(r.joined_ms.p50, 3)} | ${fmt(r.joined_ms.p99, 3)} | ${fmt(r.joined_ms.max, 3)} | ` +
+        `${fmt(r.first_keyframe_ms.p50, 3)} | ${fmt(r.first_keyframe_ms.p99, 3)} |`);
+    }
+    md.push(`\nAdded by the redirect: p50 ${fmt(out.join.added_p50_ms, 3)} ms, p99 ${fmt(out.join.added_p99_ms, 3)} ms.\n`);
+  } else {
+    md.push('Not measured.\n');
+  }
+
+  const ops = pick({ mode: 'cluster-redis' });
+  const media = pick({ mode: 'cluster-redis-media' })[0];
+  md.push('### Redis commands (INFO commandstats) per session event and per second\n');
+  if (ops.length) {
+    md.push(`${ops[0].sessions} sessions on node a; guests join through node b (redirected). **Commands** are INFO ` +
+      'commandstats (a script\'s own commands included); **requests** are what the relays sent (MONITOR, script-run ' +
+      'commands left out: each is a round trip, pipelined or not). Per event, net of the lease renewals the window saw ' +
+      'and of the idle background; per second with every session idle and with media flowing (5 fps per session, to ' +
+      'owner and guest).\n');
+    md.push('| phase | events | commands | requests | commands / event | requests / event | commands/s | requests/s | lease renewals | commands by name |');
+    md.push('|---|---|---|---|---|---|---|---|---|---|');
+    for (const r of ops) {
+      md.push(`| ${r.phase} | ${r.events || ''} | ${r.calls} | ${r.requests ?? 'n/a'} | ${r.commands_per_event ?? ''} | ` +
+        `${r.requests_per_event ?? ''} | ${fmt(r.per_s)} | ${fmt(r.requests_per_s ?? null)} | ${r.renewals} | ` +
+        `${Object.entries(r.by_command).map(([k, v]) => `${k} ${v}`).join(', ')} |`);
+    }
+    const per = Object.fromEntries(ops.filter((r) => r.events).map((r) => [r.phase,
+      { commands: r.commands_per_event ?? null, requests: r.requests_per_event ?? null }]));
+    const idleRow = pick({ mode: 'cluster-redis', phase: 'idle' })[0];
+    out.redis = { sessions: ops[0].sessions, per_event: per, idle_requests_per_s: idleRow?.requests_per_s ?? null,
+      idle_per_s: pick({ mode: 'cluster-redis', phase: 'idle' })[0]?.per_s ?? null,
+      media_per_s: pick({ mode: 'cluster-redis', phase: 'media' })[0]?.per_s ?? null,
+      media_msgs_forwarded: media?.media_msgs_forwarded ?? null,
+      extra_calls_per_1000_msgs: media?.extra_calls_per_1000_msgs ?? null };
+    if (media) {
+      md.push(`\nWhile media flowed: ${media.media_msgs_forwarded} messages forwarded; besides the lease renewals ` +
+        `(${media.commands_per_renewal} commands each, counted by the node), ${media.media_other_per_s} commands/s against ` +
+        `${media.idle_other_per_s}/s idle: ${media.extra_calls} more in the window, ${media.extra_calls_per_1000_msgs} ` +
+        'per 1,000 messages (a command per message would be 1,000).\n');
+    }
+  } else {
+    md.push('Not measured.\n');
+  }
+
+  const sc = pick({ mode: 'cluster-scale' });
+  md.push('### Two nodes vs one (asp-bench latency mix, 30 fps x 40 KiB per session; generator in 2 processes either way)\n');
+  if (sc.length) {
+    md.push('p99 is the worse node\'s. Carried whole: >= 99 % delivered and p99 <= 50 ms, up to the first load that is not.\n');
+    md.push('| sessions | nodes | delivered % | p50 ms | p99 ms | CPU % per node | generator CPU % | whole | why |');
+    md.push('|---|---|---|---|---|---|---|---|---|');
+    const largest = { 1: 0, 2: 0 }, going = { 1: true, 2: true };
+    for (const r of [...sc].sort((x, y) => x.sessions - y.sessions || x.nodes - y.nodes)) {
+      const whole = r.ok && r.delivered !== null && r.delivered >= WHOLE_DELIVERED && r.p99_ms !== null && r.p99_ms * 1000 <= WHOLE_P99_US;
+      if (whole && going[r.nodes]) largest[r.nodes] = r.sessions;
+      else going[r.nodes] = false;
+      md.push(`| ${r.sessions} | ${r.nodes} | ${fmt(r.delivered === null ? null : 100 * r.delivered)} | ${fmt(r.p50_ms, 3)} | ` +
+        `${fmt(r.p99_ms, 3)} | ${r.node_cpu_pct.map((x) => fmt(x)).join(' + ')} | ${fmt(r.gen_cpu_pct)} | ${whole ? 'yes' : 'NO'} | ${r.why || ''} |`);
+    }
+    out.two_vs_one = { largest_whole_one: largest[1], largest_whole_two: largest[2],
+      ratio: largest[1] ? largest[2] / largest[1] : null,
+      rows: sc.map((r) => ({ nodes: r.nodes, sessions: r.sessions, delivered: r.delivered, p99_ms: r.p99_ms, node_cpu_pct: r.node_cpu_pct })) };
+    md.push(`\nLargest load carried whole: one node ${largest[1] || 'none'}, two nodes ${largest[2] || 'none'} sessions ` +
+      '(the two nodes share the 2 cores with each other and with the generator).\n');
+  } else {
+    md.push('Not measured.\n');
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
 // Plots.
 
 function plot(name, script) {
@@ -278,6 +391,16 @@ function check(value, target, better, what) {
   return { ...base, met, verdict: met ? 'met' : `missed by ${Number(by.toPrecision(3))}${rel}` };
 }
 
+// A desktop that never came back (within the driver's 30 s) is a miss
+// whatever the others did.
+function failoverCheck(f) {
+  if (f?.lost) {
+    return { value: null, target: 5, op: '<=', met: false,
+      verdict: `missed: ${f.lost} of ${f.expected} desktops did not come back` };
+  }
+  return check(f?.p99_s ?? null, 5, 'lower');
+}
+
 function main() {
   const md = ['# asp-relay benchmark report\n'];
   md.push(`Machine: ${env.nproc ?? '?'} cores; load average at start ${env.load_start ?? '?'}, at end ${env.load_end ?? '?'} ` +
@@ -300,6 +423,7 @@ function main() {
   const scaleDat = [];
   const sc = scaleTable(md, scaleDat);
   plots(loadDat, scaleDat, tpDat());
+  const cluster = clusterSection(md);
 
   const tp = (label, target, size, get, tls = false) => med({ mode: 'throughput', label, target, tls, size }, get).v;
   const bytes = (r) => r.bytes_per_s;
@@ -333,6 +457,7 @@ function main() {
     scale_failed_step: sc.relay.failed,
     uws_max_sessions: sc.uws.max || null,
     slow_viewer: slow,
+    cluster,
     runs: rows.length,
     machine: env,
   };
@@ -359,6 +484,11 @@ function main() {
     msgrate_16k_vs_node: check(summary.msgrate_16k_vs_node, 2, 'higher'),
     msgrate_1k_vs_node: check(summary.msgrate_1k_vs_node, 2, 'higher'),
     p999_added_latency_ms: check(summary.p999_added_latency_ms, 5, 'lower'),
+    cluster_failover_p99_s_100: failoverCheck(cluster.failover[100]),
+    cluster_failover_p99_s_1: failoverCheck(cluster.failover[1]),
+    cluster_redirect_added_p99_ms: check(cluster.join?.added_p99_ms ?? null, 5, 'lower'),
+    cluster_media_redis_calls_per_1000_msgs: check(cluster.redis?.extra_calls_per_1000_msgs ?? null, 1, 'lower'),
+    cluster_two_vs_one_largest_whole: check(cluster.two_vs_one?.ratio ?? null, 1, 'higher', 'what one node carries'),
   };
   const num = (x) => (x === null || x === undefined ? 'n/a' : Number(Number(x).toPrecision(4)));
   const head = ['## Headline numbers against the targets\n',

@@ -13,7 +13,9 @@
 # Knobs (environment): REPS (default 5) runs per pair, SECONDS_TP (1) and
 # SECONDS_LAT (3) measured seconds per run, STEPS (scale steps), SIZES,
 # LOADS (sweep), PROCS (generator processes for the sweep and scale),
-# QUICK=1 for a fast smoke pass (REPS=1, short runs, small steps).
+# QUICK=1 for a fast smoke pass (REPS=1, short runs, small steps),
+# CLUSTER=0 to leave the cluster part (bench/cluster.mjs) out, CLUSTER=only
+# to run it alone.
 set -eu
 
 BUILD=${1:-build}
@@ -115,6 +117,25 @@ B() { # label args...: one measurement, bounded by $BT seconds (120)
 	timeout "${BT:-120}" "$BENCH" --label "$label" --out "$OUT/results.jsonl" "$@" \
 		2>>"$OUT/asp-bench.log" | grep -v '^mode ' || true
 }
+
+# The cluster (bench/cluster.mjs): its own redis-server and nodes, on
+# fresh processes, after everything else (or alone).
+cluster_part() {
+	say "cluster: failover, join through a redirect, Redis commands, two nodes vs one"
+	timeout 1500 node bench/cluster.mjs --build "$BUILD" --out "$OUT" \
+		$([ "${QUICK:-0}" = 1 ] && echo --quick) 2>>"$OUT/cluster.log" ||
+		echo "run.sh: bench/cluster.mjs failed (see $OUT/cluster.log)" >&2
+}
+finish() {
+	sed -i "s/}\$/,\"load_end\":\"$(loadavg)\",\"ended\":\"$(date -u +%FT%TZ)\"}/" "$OUT/env.json"
+	say "report"
+	node bench/report.mjs "$OUT"
+}
+if [ "${CLUSTER:-1}" = only ]; then
+	cluster_part
+	finish
+	exit 0
+fi
 
 start_relay relay; R_PID=$PID; R_PORT=$PORT
 start_relay relay-tls --tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem"; T_PID=$PID; T_PORT=$PORT
@@ -235,6 +256,5 @@ start uws-scale node bench/peers/uws-relay.mjs; W_PID=$PID; W_PORT=$PORT
 BT=600 B scale --target uws --port "$W_PORT" --pid "$W_PID" $SCALE
 stop "$W_PID"
 
-sed -i "s/}\$/,\"load_end\":\"$(loadavg)\",\"ended\":\"$(date -u +%FT%TZ)\"}/" "$OUT/env.json"
-say "report"
-node bench/report.mjs "$OUT"
+[ "${CLUSTER:-1}" = 0 ] || cluster_part
+finish
