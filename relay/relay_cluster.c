@@ -120,6 +120,7 @@ struct relay_cluster {
 	bool cmd_up, sub_up;
 	unsigned renewing;      /* renewal replies still to come */
 	uint64_t round_sent_us; /* monotonic: when they were sent */
+	bool in_cmd_cb;         /* inside a callback of cmd's (no reads) */
 	struct relay_timer renew_timer, fence_timer, async_timer;
 	void (*probe_cb)(struct relay *r); /* a probe's PING is out */
 
@@ -162,7 +163,7 @@ static struct timeval relay_cluster_tv(uint32_t ms)
 	return tv;
 }
 
-static bool relay_cluster_healthy(const struct relay_cluster *cl);
+static bool relay_cluster_healthy(struct relay_cluster *cl);
 
 /* Logs redis-up and redis-down as relay_cluster_redis_up changes. */
 static void relay_cluster_note(struct relay_cluster *cl, const char *why)
@@ -243,12 +244,26 @@ static uint64_t relay_cluster_round_us(const struct relay_cluster *cl)
  * is there (or being made) and its last round was answered in time.  A
  * hung Redis (stopped, or a network that drops packets) shows as a
  * round left unanswered; from then on no caller waits for a timeout. */
-static bool relay_cluster_healthy(const struct relay_cluster *cl)
+static bool relay_cluster_overdue(const struct relay_cluster *cl)
+{
+	return cl->renewing &&
+	       relay_mono_us() - cl->round_sent_us >= relay_cluster_round_us(cl);
+}
+
+static bool relay_cluster_healthy(struct relay_cluster *cl)
 {
 	if (!cl->cmd)
 		return false;
-	return !cl->renewing ||
-	       relay_mono_us() - cl->round_sent_us < relay_cluster_round_us(cl);
+	/* A round that looks unanswered may only be unread: the loop was
+	 * busy (a burst of changes, each a round trip) while its answer
+	 * came.  Read what has come, without waiting, before calling Redis
+	 * hung; not from inside one of this connection's own callbacks. */
+	if (relay_cluster_overdue(cl) && !cl->in_cmd_cb) {
+		cl->in_cmd_cb = true;
+		redisAsyncHandleRead(cl->cmd);
+		cl->in_cmd_cb = false;
+	}
+	return cl->cmd && !relay_cluster_overdue(cl);
 }
 
 /* One command on the synchronous connection; NULL (and the connection
@@ -626,6 +641,7 @@ static void relay_cluster_renewed(redisAsyncContext *ac, void *reply, void *arg)
 	redisReply *rep = reply;
 
 	(void)ac;
+	cl->in_cmd_cb = true;
 	if (cl->renewing && !--cl->renewing)
 		relay_cluster_note(cl, "");
 	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY &&
@@ -645,6 +661,7 @@ static void relay_cluster_renewed(redisAsyncContext *ac, void *reply, void *arg)
 			relay_cluster_lose(cl, rn->lease[i].desktop, "taken");
 		}
 	}
+	cl->in_cmd_cb = false;
 	free(rn);
 }
 
@@ -751,8 +768,10 @@ static void relay_cluster_probed(redisAsyncContext *ac, void *reply, void *arg)
 
 	(void)ac;
 	cl->probe_cb = NULL;
+	cl->in_cmd_cb = true;
 	if (reply && cb && !cl->closing)
 		cb(cl->relay);
+	cl->in_cmd_cb = false;
 }
 
 void relay_cluster_probe(struct relay *r, void (*cb)(struct relay *r))
@@ -979,7 +998,7 @@ const char *relay_cluster_node_url(const struct relay *r)
 
 bool relay_cluster_redis_up(const struct relay *r)
 {
-	const struct relay_cluster *cl = r->cluster;
+	struct relay_cluster *cl = r->cluster;
 
 	/* The asynchronous connections say: the synchronous one is made
 	 * again by the next call that needs it. */
