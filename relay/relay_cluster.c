@@ -970,8 +970,11 @@ int relay_cluster_open(struct relay *r, int port, char *why, size_t why_len)
 	relay_cluster_async_up(cl);
 	/* The node key at once, so redirects to this node work from the
 	 * start; then the regular rounds. */
-	freeReplyObject(relay_cluster_call(cl, "SET asp:node:%s %s PX %u",
-					   cl->id, cl->url, cl->lease_ms));
+	/* On the synchronous connection, before the renewal connection is
+	 * up (relay_cluster_call would wait for that). */
+	if (relay_cluster_sync(cl))
+		freeReplyObject(redisCommand(cl->sync, "SET asp:node:%s %s PX %u",
+					     cl->id, cl->url, cl->lease_ms));
 	relay_timer_start(&cl->renew_timer, relay_cluster_round_us(cl));
 	return 0;
 }
