@@ -136,7 +136,7 @@ struct relay_cluster {
  * renewal's way to Redis, timers that fire late, and a loop held up by
  * one synchronous call that waits its whole --redis-timeout-ms (twice:
  * a reconnect, then the call).  relay_cluster_open refuses settings that
- * leave less than half the lease. */
+ * leave less than half the lease valid. */
 static uint64_t relay_cluster_safe_us(const struct relay_cluster *cl)
 {
 	uint64_t margin_ms = cl->lease_ms / 10;
@@ -938,9 +938,9 @@ int relay_cluster_open(struct relay *r, int port, char *why, size_t why_len)
 
 	if (err)
 		return err;
-	if (4ull * r->cfg.redis_timeout_ms >= r->cfg.lease_ms) {
+	if (4ull * r->cfg.redis_timeout_ms > r->cfg.lease_ms) {
 		snprintf(why, why_len,
-			 "--redis-timeout-ms %u must be under a quarter of --lease-ms %u: a call that waits that long must not outlast the fencing margin",
+			 "--redis-timeout-ms %u must be at most a quarter of --lease-ms %u: a call that waits that long must not outlast the fencing margin",
 			 r->cfg.redis_timeout_ms, r->cfg.lease_ms);
 		return -PROTO_E_MALFORMED;
 	}

@@ -550,7 +550,7 @@ test('Redis down: served sessions keep streaming for the lease time, new hosts a
 // of 1 s makes a loop that blocked on a renewal stall the stream for a
 // second, far beyond the half second allowed here.  (A refused admission
 // does block the loop for the timeout: FINDINGS.md, F4.)
-const HUNG_TIMEOUT_MS = 700; // under a quarter of the lease, as the relay requires
+const HUNG_TIMEOUT_MS = 700; // at most a quarter of the lease, as the relay requires
 test('a hung Redis (SIGSTOP): what is served keeps flowing without a stall, a join is answered unavailable within the timeout instead of hanging, and SIGCONT brings it all back', () => withCluster({ lease: 3000, args: ['--redis-timeout-ms', String(HUNG_TIMEOUT_MS)] }, async (cl) => {
   const [a, b] = cl.nodes;
   const host = await cl.host(a, { desktop: 'desk-hung' });
