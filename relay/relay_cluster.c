@@ -938,12 +938,6 @@ int relay_cluster_open(struct relay *r, int port, char *why, size_t why_len)
 
 	if (err)
 		return err;
-	if (4ull * r->cfg.redis_timeout_ms > r->cfg.lease_ms) {
-		snprintf(why, why_len,
-			 "--redis-timeout-ms %u must be at most a quarter of --lease-ms %u: a call that waits that long must not outlast the fencing margin",
-			 r->cfg.redis_timeout_ms, r->cfg.lease_ms);
-		return -PROTO_E_MALFORMED;
-	}
 	cl = relay_xcalloc(1, sizeof(*cl));
 	snprintf(cl->host, sizeof(cl->host), "%s", addr.host);
 	cl->port = addr.port;

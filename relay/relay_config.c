@@ -751,6 +751,15 @@ int relay_config_load(struct relay_config *cfg, int argc, char **argv,
 		relay_why(why, whylen, "tls-cert and tls-key go together");
 		rc = RELAY_CONFIG_ERROR;
 	}
+	/* A call that waits its whole timeout must not outlast the margin
+	 * a lease keeps (docs/cluster.md, fencing). */
+	if (rc == RELAY_CONFIG_RUN && cfg->redis &&
+	    4ull * cfg->redis_timeout_ms > cfg->lease_ms) {
+		relay_why(why, whylen,
+			  "redis-timeout-ms %u must be at most a quarter of lease-ms %u",
+			  cfg->redis_timeout_ms, cfg->lease_ms);
+		rc = RELAY_CONFIG_ERROR;
+	}
 	if (rc != RELAY_CONFIG_RUN)
 		relay_config_free(cfg);
 	return rc;
