@@ -1170,6 +1170,22 @@ static void test_newer_schema_refused(void **state)
 		fail_msg("why: \"%s\", want it to say the schema is newer", why);
 }
 
+/* Closes the store, runs sql on its file (making it an older relay's)
+ * and opens it again, which migrates it. */
+static void reopen_after(struct fixture *f, const char *sql)
+{
+	char path[128];
+	sqlite3 *db = NULL;
+
+	f->st->ops->close(f->st);
+	f->st = NULL;
+	snprintf(path, sizeof path, "%s/relay.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	f->st = store_open(f);
+}
+
 /* A file from the relay before schema 2 (no indexes for open and due
  * requests) is upgraded on open, its rows intact. */
 static void test_schema_1_upgraded(void **state)
@@ -1177,24 +1193,16 @@ static void test_schema_1_upgraded(void **state)
 	struct fixture *f = *state;
 	struct relay_store_assist a = assist_of("r1", 10, RELAY_ASSIST_PENDING);
 	struct relay_store_assist got;
-	char path[128];
-	sqlite3 *db = NULL;
 	unsigned n = 0;
 
 	assert_int_equal(f->st->ops->assist_create(f->st, &a), 0);
-	f->st->ops->close(f->st);
-	f->st = NULL;
-	snprintf(path, sizeof path, "%s/relay.db", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
+	reopen_after(f,
 		"DROP INDEX assist_by_time; DROP INDEX assist_by_state;"
 		"DROP INDEX assist_open; DROP INDEX assist_open_desktop;"
 		"DROP INDEX assist_due;"
 		"DROP INDEX collab_by_code; DROP INDEX collab_by_owner_key;"
 		"CREATE INDEX assist_by_time ON assist (requested_at);"
-		"PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	f->st = store_open(f);
+		"PRAGMA user_version = 1");
 	expect_pragma(f->dir, "user_version", "4");
 	assert_int_equal(f->st->ops->assist_open_for(f->st, "desk-r1", &got), 0);
 	assert_string_equal(got.id, "r1");
@@ -1207,21 +1215,13 @@ static void test_schema_1_upgraded(void **state)
 static void test_schema_2_duplicates(void **state)
 {
 	struct fixture *f = *state;
-	char path[128];
-	sqlite3 *db = NULL;
 
-	f->st->ops->close(f->st);
-	f->st = NULL;
-	snprintf(path, sizeof path, "%s/relay.db", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
+	reopen_after(f,
 		"DROP INDEX collab_by_code; DROP INDEX collab_by_owner_key;"
 		"INSERT INTO collab VALUES ('d1', 'AAAAAAAAAAAA', 'k1', 'u');"
 		"INSERT INTO collab VALUES ('d0', 'AAAAAAAAAAAA', 'k0', 'u');"
 		"INSERT INTO collab VALUES ('d2', 'BBBBBBBBBBBB', 'k1', 'u');"
-		"PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	f->st = store_open(f);
+		"PRAGMA user_version = 2");
 	expect_pragma(f->dir, "user_version", "4");
 	expect_collabs(f->st, "d0 - k0 u;d1 AAAAAAAAAAAA k1 u;");
 	expect_find(f->st, RELAY_COLLAB_BY_CODE, "AAAAAAAAAAAA",
@@ -1237,14 +1237,8 @@ static void test_schema_3_two_open(void **state)
 	struct relay_store_assist a = assist_for("r9", "d", 30,
 						 RELAY_ASSIST_PENDING);
 	struct relay_store_assist got;
-	char path[128];
-	sqlite3 *db = NULL;
 
-	f->st->ops->close(f->st);
-	f->st = NULL;
-	snprintf(path, sizeof path, "%s/relay.db", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
+	reopen_after(f,
 		"DROP INDEX assist_open_desktop;"
 		"CREATE INDEX assist_open_desktop ON assist (desktop, "
 		"  requested_at) WHERE state IN ('pending', 'invited', "
@@ -1257,9 +1251,7 @@ static void test_schema_3_two_open(void **state)
 		"  'ended');"
 		"INSERT INTO assist VALUES ('r4', 'e', 'u', 'user', '', 30, 630,"
 		"  'invited');"
-		"PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	f->st = store_open(f);
+		"PRAGMA user_version = 3");
 	expect_pragma(f->dir, "user_version", "4");
 	expect_assists(f->st, RELAY_ASSIST_ALL,
 		       "r3:ended;r1:active:ops;r2:expired;r4:invited;");
