@@ -134,36 +134,65 @@ static bool relay_url_rest_ok(const char *p, unsigned flags)
 				    strlen(p));
 }
 
-/* What is wrong with url (after the bounds on its length), or NULL. */
-static const char *relay_url_fault(const char *url, unsigned flags)
+/* What may be wrong with a relay URL, past the bounds on its length. */
+enum relay_url_fault {
+	RELAY_URL_OK,
+	RELAY_URL_SCHEME,
+	RELAY_URL_HOST,
+	RELAY_URL_PORT,
+	RELAY_URL_REST,
+};
+
+static enum relay_url_fault relay_url_fault(const char *url, unsigned flags)
 {
 	char host[PROTO_RELAY_URL_MAX];
 	const char *p = relay_url_scheme(url, flags);
 	long port;
 
 	if (!p)
-		return "does not start with ws:// or wss://";
+		return RELAY_URL_SCHEME;
 	if (!url_host(&p, URL_NAME_CHARS "_", host, sizeof host))
-		return "has no host name or address";
+		return RELAY_URL_HOST;
 	if (*p == ':') {
 		p++;
 		if (!url_number(&p, 65535, &port) || port == 0)
-			return "has a port that is not a number from 1 to "
-			       "65535";
+			return RELAY_URL_PORT;
 	}
-	if (!relay_url_rest_ok(p, flags))
-		return flags & PROTO_RELAY_URL_PATH ?
-			"has more than ws[s]://HOST:PORT/PATH (a user, query "
-			"or unusual character)" :
-			"is more than ws[s]://HOST:PORT";
-	return NULL;
+	return relay_url_rest_ok(p, flags) ? RELAY_URL_OK : RELAY_URL_REST;
+}
+
+/* The sentence for fault, quoting the URL as shown; the clients' users
+ * read it (and tests/e2e match it), so it stays put. */
+static void relay_url_why(enum relay_url_fault fault, unsigned flags,
+			  const char *shown, char *why, size_t why_len)
+{
+	switch (fault) {
+	case RELAY_URL_SCHEME:
+		proto_err_set(why, why_len, "'%s' does not start with ws:// "
+			      "or wss://", shown);
+		break;
+	case RELAY_URL_HOST:
+		proto_err_set(why, why_len, "'%s' has no host name or address",
+			      shown);
+		break;
+	case RELAY_URL_PORT:
+		proto_err_set(why, why_len, "the port in '%s' is not a number "
+			      "from 1 to 65535", shown);
+		break;
+	default:
+		proto_err_set(why, why_len, flags & PROTO_RELAY_URL_PATH ?
+			      "'%s' has more than ws[s]://HOST:PORT/PATH (a "
+			      "user, query or unusual character)" :
+			      "'%s' is more than ws[s]://HOST:PORT", shown);
+		break;
+	}
 }
 
 int proto_relay_url_check(const char *url, unsigned flags, char *why,
 			  size_t why_len)
 {
 	char shown[100];
-	const char *fault;
+	enum relay_url_fault fault;
 
 	if (!url || !*url) {
 		proto_err_set(why, why_len, "a relay URL is empty");
@@ -176,8 +205,8 @@ int proto_relay_url_check(const char *url, unsigned flags, char *why,
 		return -PROTO_E_MALFORMED;
 	}
 	fault = relay_url_fault(url, flags);
-	if (fault) {
-		proto_err_set(why, why_len, "'%s' %s", shown, fault);
+	if (fault != RELAY_URL_OK) {
+		relay_url_why(fault, flags, shown, why, why_len);
 		return -PROTO_E_MALFORMED;
 	}
 	return 0;

@@ -106,7 +106,7 @@ static void test_why(void **state)
 	assert_null(strchr(why, '\x1b'));
 	assert_non_null(strstr(why, "'ws://h?[2J:1'"));
 	proto_relay_url_check("ws://h:99999", 0, why, sizeof why);
-	assert_string_equal(why, "'ws://h:99999' has a port that is not a "
+	assert_string_equal(why, "the port in 'ws://h:99999' is not a "
 				 "number from 1 to 65535");
 	proto_relay_url_check("ws://h:1/x", 0, why, sizeof why);
 	assert_string_equal(why, "'ws://h:1/x' is more than "
