@@ -29,6 +29,7 @@
 #include <ini.h>
 
 #include "protocol/proto_media.h"
+#include "protocol/proto_url.h"
 #include "relay/relay_alloc.h"
 
 #ifndef ASP_VERSION
@@ -367,8 +368,8 @@ static int relay_set_retain_audit(struct relay_config *cfg, const char *s)
 	return relay_parse_secs(s, 0, 36500, &cfg->retain_audit_days);
 }
 
-/* The cluster's strings are checked where they are used (relay_cluster
- * parses the URLs); here only their length and the id's characters. */
+/* The Redis URL is parsed where it is used (relay_cluster,
+ * relay_store_redis); here only its scheme and length. */
 static int relay_set_redis(struct relay_config *cfg, const char *s)
 {
 	if (strncmp(s, "redis://", 8) != 0 || strlen(s) > 255)
@@ -376,10 +377,11 @@ static int relay_set_redis(struct relay_config *cfg, const char *s)
 	return relay_set_string(&cfg->redis, s);
 }
 
+/* By the rule the clients follow a redirect by (proto_url.h): a node
+ * URL they refused would send every redirected client nowhere. */
 static int relay_set_node_url(struct relay_config *cfg, const char *s)
 {
-	if ((strncmp(s, "ws://", 5) != 0 && strncmp(s, "wss://", 6) != 0) ||
-	    strlen(s) > 255 || strchr(s + 6, '/') || strpbrk(s, " \"\\<>"))
+	if (proto_relay_url_check(s, PROTO_RELAY_URL_NODE, NULL, 0))
 		return -1;
 	return relay_set_string(&cfg->node_url, s);
 }

@@ -159,8 +159,9 @@ struct relay_store_ops {
 	 * them or, if any write in between failed, none (returning that
 	 * write's error).  A write inside a batch may return 0 and leave its
 	 * error to commit (a backend that sends the batch at commit checks
-	 * the guards there: assist_create's new id, assist_set_state's id
-	 * and from-mask, collab_put's unique code and owner key), so the
+	 * the guards there: assist_create's new id and its desktop's one
+	 * open request, assist_set_state's id and from-mask, collab_put's
+	 * unique code and owner key), so the
 	 * caller decides on commit's result alone.  Once a write has
 	 * returned an error, the later writes of the batch are not tried
 	 * and return the same error.  No reads, prunes or nested begin in
@@ -171,6 +172,14 @@ struct relay_store_ops {
 	/* Assistance requests.  create refuses an id that exists with
 	 * -PROTO_E_STATE; set_state and get return -PROTO_E_NOT_FOUND for
 	 * an unknown id.  set_state records admin unless it is NULL.
+	 *
+	 * A desktop has one open request (RELAY_ASSIST_OPEN) at most: a
+	 * create in an open state, or a set_state from a finished state to
+	 * an open one, for a desktop that has another open request returns
+	 * -PROTO_E_STATE and stores nothing (inside a batch, the whole
+	 * batch fails).  The guard runs with the write, atomically, so of
+	 * two relays that each found no open request (assist_open_for) and
+	 * create one, one wins and the other is told -PROTO_E_STATE.
 	 *
 	 * set_state is a compare-and-set: it changes the request only if
 	 * the stored state's bit is in from (RELAY_ASSIST_ALL: whatever it
@@ -195,8 +204,9 @@ struct relay_store_ops {
 	int (*assist_list)(struct relay_store *st, unsigned mask,
 			   const char *after, unsigned limit,
 			   relay_store_assist_cb cb, void *arg);
-	/* The desktop's open request (the oldest, should there be several);
-	 * -PROTO_E_NOT_FOUND if it has none. */
+	/* The desktop's open request (the oldest, should a store written
+	 * before the one-open guard hold several); -PROTO_E_NOT_FOUND if it
+	 * has none. */
 	int (*assist_open_for)(struct relay_store *st, const char *desktop,
 			       struct relay_store_assist *out);
 	/* Up to cap waiting requests (pending, invited, accepted) with

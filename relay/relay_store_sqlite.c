@@ -101,6 +101,19 @@ static const char *const MIGRATIONS[] = {
 	"  SELECT min(rowid) FROM collab WHERE code IS NOT NULL GROUP BY code);"
 	"CREATE UNIQUE INDEX collab_by_code ON collab (code);"
 	"CREATE UNIQUE INDEX collab_by_owner_key ON collab (owner_key);",
+
+	/* One open request per desktop, kept by a unique index.  A relay
+	 * before this version checked only before it created one, and two
+	 * relays (or two requests at once) could each create one; the
+	 * oldest is kept (the one assist_open_for answered) and the others
+	 * are expired. */
+	"UPDATE assist SET state = 'expired' WHERE " OPEN_SQL " AND EXISTS ("
+	"  SELECT 1 FROM assist AS older WHERE older.desktop = assist.desktop"
+	"  AND " OPEN_SQL " AND (older.requested_at, older.id) <"
+	"  (assist.requested_at, assist.id));"
+	"DROP INDEX assist_open_desktop;"
+	"CREATE UNIQUE INDEX assist_open_desktop ON assist (desktop) "
+	"  WHERE " OPEN_SQL ";",
 };
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 

@@ -187,6 +187,39 @@ static void test_flag_refusals(void **state)
 	assert_non_null(strstr(why, "--node-url"));
 }
 
+/* --node-url by the rule the clients follow a redirect by
+ * (proto_relay_url_check): what they would refuse is refused here. */
+static void test_node_url(void **state)
+{
+	static const char *const good[] = {
+		"ws://10.0.0.2:8080", "wss://node-2.example:8443",
+		"ws://[::1]:9", "wss://n1.example/",
+	};
+	static const char *const bad[] = {
+		"ws://10.0.0.2:8080/host", "http://10.0.0.2:8080",
+		"ws://::1:9", "ws://h:0", "ws://h:65536", "ws://u@h:1",
+		"ws://h:1?x", "ws://h:1#f", "ws://h :1", "ws://h\n", "ws://",
+		"wss://h/x",
+	};
+	struct relay_config cfg;
+	char why[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		if (load(&cfg, why, sizeof why, "--node-url", good[i], NULL) !=
+		    RELAY_CONFIG_RUN)
+			fail_msg("--node-url %s refused: %s", good[i], why);
+		assert_string_equal(cfg.node_url, good[i]);
+		relay_config_free(&cfg);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (load(&cfg, why, sizeof why, "--node-url", bad[i], NULL) !=
+		    RELAY_CONFIG_ERROR)
+			fail_msg("--node-url %s taken", bad[i]);
+		assert_non_null(strstr(why, "--node-url"));
+	}
+}
+
 /* A reload is a second load from the same argv: it sees the file's new
  * values and still applies the flags over them. */
 static void test_reload_same_argv(void **state)
@@ -314,6 +347,7 @@ int main(void)
 		T(test_file_then_flags),
 		T(test_file_refusals),
 		T(test_flag_refusals),
+		T(test_node_url),
 		T(test_reload_same_argv),
 		cmocka_unit_test(test_hist_buckets),
 		cmocka_unit_test(test_log_json),

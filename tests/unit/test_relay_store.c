@@ -736,6 +736,107 @@ static void test_two_relays_one_winner(void **state)
 	expect_state(one, "r1", RELAY_ASSIST_INVITED, "root");
 }
 
+/* A request for desktop d, else as assist_of. */
+static struct relay_store_assist assist_for(const char *id, const char *d,
+					    int64_t t,
+					    enum relay_assist_state s)
+{
+	struct relay_store_assist a = assist_of(id, t, s);
+
+	snprintf(a.desktop, sizeof a.desktop, "%s", d);
+	return a;
+}
+
+/* A desktop has one open request at most: a second create (or a
+ * finished request reopened) is refused and stores nothing, alone or in
+ * a batch; a finished one may be added, and once the open one is closed
+ * (earlier in the same batch too) a new one may be opened. */
+static void test_assist_one_open_per_desktop(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *st = f->st;
+	struct relay_store_assist
+		a = assist_for("r1", "d", 10, RELAY_ASSIST_PENDING),
+		b = assist_for("r2", "d", 20, RELAY_ASSIST_INVITED),
+		c = assist_for("r3", "d", 5, RELAY_ASSIST_ENDED), e1, e2, got;
+
+	assert_int_equal(st->ops->assist_create(st, &a), 0);
+	assert_int_equal(st->ops->assist_create(st, &b), -PROTO_E_STATE);
+	assert_int_equal(st->ops->assist_get(st, "r2", &got),
+			 -PROTO_E_NOT_FOUND);
+	assert_int_equal(st->ops->assist_create(st, &c), 0);
+	assert_int_equal(st->ops->assist_set_state(st, "r3", RELAY_ASSIST_ALL,
+						   RELAY_ASSIST_PENDING, NULL),
+			 -PROTO_E_STATE);
+	expect_state(st, "r3", RELAY_ASSIST_ENDED, "");
+	/* An open request moving between open states is no second one. */
+	assert_int_equal(st->ops->assist_set_state(st, "r1", B(PENDING),
+						   RELAY_ASSIST_INVITED, "root"),
+			 0);
+
+	assert_int_equal(st->ops->begin(st), 0);
+	st->ops->assist_create(st, &b);
+	st->ops->audit_append(st, 20, "root", "assist-create", "d", "r2");
+	assert_int_equal(st->ops->commit(st), -PROTO_E_STATE);
+	assert_int_equal(st->ops->assist_get(st, "r2", &got),
+			 -PROTO_E_NOT_FOUND);
+	expect_events(st, 0, 100, "");
+	expect_assists(st, RELAY_ASSIST_OPEN, "r1:invited:root;");
+
+	/* Two new ones for a desktop with none, in one batch. */
+	e1 = assist_for("e1", "e", 30, RELAY_ASSIST_PENDING);
+	e2 = assist_for("e2", "e", 31, RELAY_ASSIST_ACTIVE);
+	assert_int_equal(st->ops->begin(st), 0);
+	st->ops->assist_create(st, &e1);
+	st->ops->assist_create(st, &e2);
+	assert_int_equal(st->ops->commit(st), -PROTO_E_STATE);
+	assert_int_equal(st->ops->assist_open_for(st, "e", &got),
+			 -PROTO_E_NOT_FOUND);
+
+	assert_int_equal(st->ops->begin(st), 0);
+	st->ops->assist_set_state(st, "r1", RELAY_ASSIST_OPEN,
+				  RELAY_ASSIST_ENDED, NULL);
+	st->ops->assist_create(st, &b);
+	assert_int_equal(st->ops->commit(st), 0);
+	restart(f);
+	st = f->st;
+	assert_int_equal(st->ops->assist_open_for(st, "d", &got), 0);
+	assert_string_equal(got.id, "r2");
+	expect_assists(st, RELAY_ASSIST_ALL,
+		       "r3:ended;r1:ended:root;r2:invited;");
+}
+
+/* Two relays sharing the store each find no open request for a desktop
+ * and create one (relay_assist_request, relay_assist_start): one is
+ * stored, the other told -PROTO_E_STATE. */
+static void test_two_relays_one_open(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store *one = f->st, *two = store_open(f);
+	struct relay_store_assist
+		a = assist_for("r1", "d", 10, RELAY_ASSIST_PENDING),
+		b = assist_for("r2", "d", 10, RELAY_ASSIST_INVITED), got;
+	int rc1, rc2;
+
+	assert_int_equal(one->ops->assist_open_for(one, "d", &got),
+			 -PROTO_E_NOT_FOUND);
+	assert_int_equal(two->ops->assist_open_for(two, "d", &got),
+			 -PROTO_E_NOT_FOUND);
+	assert_int_equal(one->ops->begin(one), 0);
+	one->ops->assist_create(one, &a);
+	one->ops->audit_append(one, 10, "u", "assist-create", "d", "r1");
+	rc1 = one->ops->commit(one);
+	assert_int_equal(two->ops->begin(two), 0);
+	two->ops->assist_create(two, &b);
+	two->ops->audit_append(two, 10, "root", "assist-create", "d", "r2");
+	rc2 = two->ops->commit(two);
+	two->ops->close(two);
+	assert_int_equal(rc1, 0);
+	assert_int_equal(rc2, -PROTO_E_STATE);
+	expect_assists(one, RELAY_ASSIST_ALL, "r1:pending;");
+	expect_events(one, 0, 100, "10 u assist-create d r1;");
+}
+
 #undef B
 
 static void create_all(struct relay_store *st,
@@ -1045,7 +1146,7 @@ static void test_file_is_private_wal(void **state)
 	if ((st.st_mode & 0777) != 0600)
 		fail_msg("relay.db mode %o, want 600", st.st_mode & 0777);
 	expect_pragma(f->dir, "journal_mode", "wal");
-	expect_pragma(f->dir, "user_version", "3");
+	expect_pragma(f->dir, "user_version", "4");
 }
 
 static void test_newer_schema_refused(void **state)
@@ -1069,6 +1170,22 @@ static void test_newer_schema_refused(void **state)
 		fail_msg("why: \"%s\", want it to say the schema is newer", why);
 }
 
+/* Closes the store, runs sql on its file (making it an older relay's)
+ * and opens it again, which migrates it. */
+static void reopen_after(struct fixture *f, const char *sql)
+{
+	char path[128];
+	sqlite3 *db = NULL;
+
+	f->st->ops->close(f->st);
+	f->st = NULL;
+	snprintf(path, sizeof path, "%s/relay.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	f->st = store_open(f);
+}
+
 /* A file from the relay before schema 2 (no indexes for open and due
  * requests) is upgraded on open, its rows intact. */
 static void test_schema_1_upgraded(void **state)
@@ -1076,25 +1193,17 @@ static void test_schema_1_upgraded(void **state)
 	struct fixture *f = *state;
 	struct relay_store_assist a = assist_of("r1", 10, RELAY_ASSIST_PENDING);
 	struct relay_store_assist got;
-	char path[128];
-	sqlite3 *db = NULL;
 	unsigned n = 0;
 
 	assert_int_equal(f->st->ops->assist_create(f->st, &a), 0);
-	f->st->ops->close(f->st);
-	f->st = NULL;
-	snprintf(path, sizeof path, "%s/relay.db", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
+	reopen_after(f,
 		"DROP INDEX assist_by_time; DROP INDEX assist_by_state;"
 		"DROP INDEX assist_open; DROP INDEX assist_open_desktop;"
 		"DROP INDEX assist_due;"
 		"DROP INDEX collab_by_code; DROP INDEX collab_by_owner_key;"
 		"CREATE INDEX assist_by_time ON assist (requested_at);"
-		"PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	f->st = store_open(f);
-	expect_pragma(f->dir, "user_version", "3");
+		"PRAGMA user_version = 1");
+	expect_pragma(f->dir, "user_version", "4");
 	assert_int_equal(f->st->ops->assist_open_for(f->st, "desk-r1", &got), 0);
 	assert_string_equal(got.id, "r1");
 	assert_int_equal(f->st->ops->assist_due(f->st, 610, &got, 1, &n), 0);
@@ -1106,25 +1215,50 @@ static void test_schema_1_upgraded(void **state)
 static void test_schema_2_duplicates(void **state)
 {
 	struct fixture *f = *state;
-	char path[128];
-	sqlite3 *db = NULL;
 
-	f->st->ops->close(f->st);
-	f->st = NULL;
-	snprintf(path, sizeof path, "%s/relay.db", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
+	reopen_after(f,
 		"DROP INDEX collab_by_code; DROP INDEX collab_by_owner_key;"
 		"INSERT INTO collab VALUES ('d1', 'AAAAAAAAAAAA', 'k1', 'u');"
 		"INSERT INTO collab VALUES ('d0', 'AAAAAAAAAAAA', 'k0', 'u');"
 		"INSERT INTO collab VALUES ('d2', 'BBBBBBBBBBBB', 'k1', 'u');"
-		"PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	f->st = store_open(f);
-	expect_pragma(f->dir, "user_version", "3");
+		"PRAGMA user_version = 2");
+	expect_pragma(f->dir, "user_version", "4");
 	expect_collabs(f->st, "d0 - k0 u;d1 AAAAAAAAAAAA k1 u;");
 	expect_find(f->st, RELAY_COLLAB_BY_CODE, "AAAAAAAAAAAA",
 		    "d1 AAAAAAAAAAAA k1 u;");
+}
+
+/* A file from before schema 4, when two open requests for one desktop
+ * could be stored: the oldest stays open, the others are expired, and
+ * the desktop then has room for no other. */
+static void test_schema_3_two_open(void **state)
+{
+	struct fixture *f = *state;
+	struct relay_store_assist a = assist_for("r9", "d", 30,
+						 RELAY_ASSIST_PENDING);
+	struct relay_store_assist got;
+
+	reopen_after(f,
+		"DROP INDEX assist_open_desktop;"
+		"CREATE INDEX assist_open_desktop ON assist (desktop, "
+		"  requested_at) WHERE state IN ('pending', 'invited', "
+		"  'accepted', 'active');"
+		"INSERT INTO assist VALUES ('r2', 'd', 'u', 'user', '', 20, 620,"
+		"  'pending');"
+		"INSERT INTO assist VALUES ('r1', 'd', 'u', 'admin', 'ops', 20,"
+		"  620, 'active');"
+		"INSERT INTO assist VALUES ('r3', 'd', 'u', 'user', '', 10, 610,"
+		"  'ended');"
+		"INSERT INTO assist VALUES ('r4', 'e', 'u', 'user', '', 30, 630,"
+		"  'invited');"
+		"PRAGMA user_version = 3");
+	expect_pragma(f->dir, "user_version", "4");
+	expect_assists(f->st, RELAY_ASSIST_ALL,
+		       "r3:ended;r1:active:ops;r2:expired;r4:invited;");
+	assert_int_equal(f->st->ops->assist_open_for(f->st, "d", &got), 0);
+	assert_string_equal(got.id, "r1");
+	assert_int_equal(f->st->ops->assist_create(f->st, &a),
+			 -PROTO_E_STATE);
 }
 
 static void test_missing_dir(void **state)
@@ -1467,6 +1601,7 @@ int main(void)
 	T(test_batch_all_or_nothing), T(test_assist_from_mask),             \
 	T(test_batch_guard), T(test_batch_sees_itself),                     \
 	T(test_two_relays_one_winner), T(test_audit),                       \
+	T(test_assist_one_open_per_desktop), T(test_two_relays_one_open),   \
 	T(test_callback_stops), T(test_survives_sigkill)
 	const struct CMUnitTest sqlite[] = {
 		SHARED,
@@ -1476,6 +1611,7 @@ int main(void)
 		T(test_newer_schema_refused),
 		T(test_schema_1_upgraded),
 		T(test_schema_2_duplicates),
+		T(test_schema_3_two_open),
 		cmocka_unit_test(test_missing_dir),
 	};
 	const struct CMUnitTest redis_tests[] = {

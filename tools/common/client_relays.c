@@ -4,12 +4,13 @@
  */
 #include "tools/common/client_relays.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "protocol/proto_url.h"
 
 /* At most this much of a URL is quoted in a message. */
 #define CLIENT_URL_SHOWN 96
@@ -23,133 +24,13 @@ static const char *const client_rejoin_codes[] = {
 	"offline", "slow", "internal", "hello_timeout",
 };
 
-/* Copies s into out for a message: unprintable bytes become '?', and a
- * long URL is cut with "...". */
-static void client_relays_shown(const char *s,
-				char out[CLIENT_URL_SHOWN + 4])
-{
-	size_t i;
-
-	for (i = 0; s[i] && i < CLIENT_URL_SHOWN; i++)
-		out[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-	if (s[i]) {
-		memcpy(out + i, "...", 3);
-		i += 3;
-	}
-	out[i] = '\0';
-}
-
-static bool client_host_char(int ch)
-{
-	return isalnum(ch) || ch == '.' || ch == '-' || ch == '_';
-}
-
-static bool client_path_char(int ch)
-{
-	return isalnum(ch) || strchr("/._~%-", ch);
-}
-
-/* Skips the host at p (a name or an [IPv6] literal); NULL if none. */
-static const char *client_skip_host(const char *p)
-{
-	const char *start = p;
-
-	if (*p == '[') {
-		for (p++; isxdigit((unsigned char)*p) || *p == ':' || *p == '.';
-		     p++)
-			;
-		return *p == ']' && p > start + 1 ? p + 1 : NULL;
-	}
-	while (*p && client_host_char((unsigned char)*p))
-		p++;
-	return p > start ? p : NULL;
-}
-
-/* Skips ":PORT" at p if there is one; NULL if it is not 1-65535. */
-static const char *client_skip_port(const char *p)
-{
-	long port = 0;
-	int digits = 0;
-
-	if (*p != ':')
-		return p;
-	for (p++; isdigit((unsigned char)*p) && digits < 6; p++, digits++)
-		port = port * 10 + (*p - '0');
-	return digits && port >= 1 && port <= 65535 ? p : NULL;
-}
-
-/* The part after the scheme, or NULL if url has none we take. */
-static const char *client_skip_scheme(const char *url, bool redirect)
-{
-	static const char *const schemes[] = {
-		"ws://", "wss://", "http://", "https://",
-	};
-	size_t i, n = redirect ? 2 : 4, len;
-
-	for (i = 0; i < n; i++) {
-		len = strlen(schemes[i]);
-		if (!strncmp(url, schemes[i], len))
-			return url + len;
-	}
-	return NULL;
-}
-
-/* What may follow HOST[:PORT]: nothing or "/" for a redirect, a path of
- * plain characters for a --relay URL. */
-static bool client_rest_ok(const char *p, bool redirect)
-{
-	if (redirect)
-		return !*p || !strcmp(p, "/");
-	if (*p && *p != '/')
-		return false;
-	for (; *p; p++)
-		if (!client_path_char((unsigned char)*p))
-			return false;
-	return true;
-}
-
 int client_relays_check_url(const char *url, bool redirect, char *why,
 			    size_t why_len)
 {
-	char shown[CLIENT_URL_SHOWN + 4];
-	const char *p, *host;
+	unsigned flags = redirect ? PROTO_RELAY_URL_NODE :
+				    PROTO_RELAY_URL_HTTP | PROTO_RELAY_URL_PATH;
 
-	client_relays_shown(url, shown);
-	if (!*url) {
-		snprintf(why, why_len, "a relay URL is empty");
-		return -EINVAL;
-	}
-	if (strlen(url) >= CLIENT_URL_MAX) {
-		snprintf(why, why_len, "'%s' is longer than %d bytes", shown,
-			 CLIENT_URL_MAX - 1);
-		return -EINVAL;
-	}
-	host = client_skip_scheme(url, redirect);
-	if (!host) {
-		snprintf(why, why_len, "'%s' does not start with ws:// or "
-			 "wss://", shown);
-		return -EINVAL;
-	}
-	p = client_skip_host(host);
-	if (!p) {
-		snprintf(why, why_len, "'%s' has no host name or address",
-			 shown);
-		return -EINVAL;
-	}
-	p = client_skip_port(p);
-	if (!p) {
-		snprintf(why, why_len, "the port in '%s' is not a number from "
-			 "1 to 65535", shown);
-		return -EINVAL;
-	}
-	if (!client_rest_ok(p, redirect)) {
-		snprintf(why, why_len, redirect ?
-			 "'%s' is more than ws[s]://HOST:PORT" :
-			 "'%s' has more than ws[s]://HOST:PORT/PATH (a user, "
-			 "query or unusual character)", shown);
-		return -EINVAL;
-	}
-	return 0;
+	return proto_relay_url_check(url, flags, why, why_len) ? -EINVAL : 0;
 }
 
 int client_relays_init(struct client_relays *r, const char *list,
@@ -235,7 +116,7 @@ static void client_relays_take_redirect(struct client_relays *r,
 		client_relays_verdict(r, "the relay's redirect is not valid: "
 				      "%s", why);
 	} else if (r->hops >= CLIENT_REDIRECT_HOPS) {
-		client_relays_shown(url, shown);
+		proto_url_shown(url, shown, sizeof(shown));
 		snprintf(why, sizeof(why), "%d redirects in a row without "
 			 "reaching a session; the last to %s",
 			 CLIENT_REDIRECT_HOPS + 1, shown);

@@ -41,14 +41,14 @@
 #include <stdint.h>
 
 #include "protocol/proto_ctrl.h"
+#include "protocol/proto_url.h"
 #include "tools/common/client.h"
 #include "tools/common/client_cli.h"
 
 /* Relays in one --relay list. */
 #define CLIENT_RELAYS_MAX 16
-/* Bytes in one relay URL, its NUL included: the protocol's bound on a
- * string field (256), so every URL a relay can send fits. */
-#define CLIENT_URL_MAX 256
+/* Bytes in one relay URL, its NUL included (proto_url.h). */
+#define CLIENT_URL_MAX PROTO_RELAY_URL_MAX
 /* Redirects followed in a row without reaching a session. */
 #define CLIENT_REDIRECT_HOPS 4
 #define CLIENT_RETRY_FIRST_US (250 * 1000)
@@ -78,12 +78,12 @@ struct client_relays {
 int client_relays_init(struct client_relays *r, const char *list,
 		       bool reconnect, char *why, size_t why_len);
 
-/* Whether url may be connected to: ws:// or wss:// (and, unless redirect,
- * http:// or https:// as --relay always took), a host name or an [IPv6]
- * literal, an optional port 1-65535; a --relay URL may go on with a path
- * of A-Z a-z 0-9 / . _ ~ % -, a redirect's ends there (or with one "/").
- * Shorter than CLIENT_URL_MAX.  0, or -EINVAL with a sentence in why that
- * quotes url with anything unprintable shown as '?'. */
+/* Whether url may be connected to, by proto_relay_url_check: a redirect's
+ * is a node's URL (ws[s]://HOST[:PORT], the rule the relay checks its
+ * --node-url by); a --relay URL may also be http:// or https:// (as
+ * --relay always took) and go on with a path.  0, or -EINVAL with a
+ * sentence in why that quotes url with anything unprintable shown as
+ * '?'. */
 int client_relays_check_url(const char *url, bool redirect, char *why,
 			    size_t why_len);
 
