@@ -220,9 +220,14 @@ static void relay_assist_request(struct relay_conn *c)
 		return;
 	}
 	err = relay_assist_open(r, s->desktop, &a);
-	if (err == -PROTO_E_NOT_FOUND)
+	if (err == -PROTO_E_NOT_FOUND) {
 		err = relay_assist_create(r, s->desktop, s->user, "user",
 					  RELAY_ASSIST_PENDING, NULL, &a);
+		/* Another relay opened one in between (the store keeps one
+		 * open request a desktop): that one is the user's request. */
+		if (err == -PROTO_E_STATE)
+			err = relay_assist_open(r, s->desktop, &a);
+	}
 	if (err) {
 		relay_conn_send_error(c, err, NULL);
 		return;
