@@ -133,6 +133,9 @@ struct relay_conn {
 	size_t deferred_len;
 	bool defer_asked;
 	uint64_t deferred_since_us; /* monotonic; 0: not waiting */
+	/* A host waiting here for its desktop's lease (relay_session):
+	 * collaborators arriving meanwhile wait for it too. */
+	char claiming[RELAY_DESKTOP_MAX + 1];
 	uint64_t opened_us;        /* the WebSocket opened (turn wall clock) */
 	uint64_t joined_us;        /* a viewer joined; 0 for hosts */
 	uint64_t ping_sent_us;

@@ -381,13 +381,15 @@ static enum relay_where relay_cluster_where(const struct relay_cluster *cl,
 		return RELAY_WHERE_HERE;
 	/* A live node renews every third of the lease, so its lease never
 	 * has less than two thirds left, give or take a late timer; one
-	 * with less than half left stopped renewing, and one without its
-	 * node key is gone. */
-	/* A node URL equal to ours is a setup error (two nodes given one
-	 * --node-url): never a redirect to ourselves. */
+	 * with less than that, less a tenth, missed a renewal (it died, or
+	 * lost Redis), and one without its node key is gone.  Taking a live
+	 * node for a stale one costs only a wait: the next look sees it
+	 * renewed and redirects.  A node URL equal to ours is a setup error
+	 * (two nodes given one --node-url): never a redirect to ourselves. */
 	if (u->type != REDIS_REPLY_STRING || !u->len || !strcmp(u->str, cl->url) ||
 	    ttl->type != REDIS_REPLY_INTEGER ||
-	    ttl->integer < (long long)cl->lease_ms / 2)
+	    ttl->integer < (long long)cl->lease_ms * 2 / 3 -
+			   (long long)cl->lease_ms / 10)
 		return RELAY_WHERE_STALE;
 	snprintf(url, url_len, "%s", u->str);
 	return RELAY_WHERE_THERE;

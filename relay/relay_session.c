@@ -488,6 +488,16 @@ static void relay_session_changed(struct relay_session *s)
 	free(text);
 }
 
+/* Whether a host on this node is waiting for desktop's lease. */
+static bool relay_session_claimed_here(const struct relay *r,
+				       const char *desktop)
+{
+	for (const struct relay_conn *c = r->conns; c; c = c->next)
+		if (c->is_host && c->deferred && !strcmp(c->claiming, desktop))
+			return true;
+	return false;
+}
+
 /* Whether c's hello (claim: take the lease) or join may go on here:
  * true if this node holds the desktop, or (locate) no node does; else c
  * was redirected to the node that does, or waits for a lease running
@@ -504,20 +514,28 @@ static bool relay_session_route(struct relay_conn *c, const char *desktop,
 			  relay_cluster_locate(r, desktop, &where, url,
 					       sizeof(url));
 
+	c->claiming[0] = '\0';
 	if (err) {
 		relay_conn_refuse(c, err, NULL);
 		return false;
 	}
 	switch (where) {
 	case RELAY_WHERE_HERE:
-	case RELAY_WHERE_NOWHERE:
 		return true;
+	case RELAY_WHERE_NOWHERE:
+		/* A collaborator whose desktop's host is waiting here for its
+		 * lease (a failover under way) waits with it. */
+		if (claim || !relay_session_claimed_here(r, desktop))
+			return true;
+		break;
 	case RELAY_WHERE_THERE:
 		relay_conn_redirect(c, url);
 		return false;
 	default:
 		break;
 	}
+	if (claim)
+		snprintf(c->claiming, sizeof(c->claiming), "%s", desktop);
 	if (relay_conn_deferred_for(c) >
 	    (uint64_t)r->cfg.lease_ms * 1000 + 1000000) {
 		relay_conn_refuse(c, -PROTO_E_UNAVAILABLE,

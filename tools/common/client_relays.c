@@ -243,7 +243,14 @@ static int64_t client_relays_fail(struct client_relays *r,
 	} else if (!r->had_session && ++r->failed >= r->n) {
 		return client_relays_give_up(ref);
 	}
-	delay = client_relays_delay(r);
+	/* A node a redirect named that cannot be reached is most likely
+	 * the one that just died, which the relay that sent us there does
+	 * not know yet: no reason to back off longer for it. */
+	if (r->hops && !ci->established)
+		delay = CLIENT_RETRY_FIRST_US / 2 +
+			(int64_t)(random() % (CLIENT_RETRY_FIRST_US / 2 + 1));
+	else
+		delay = client_relays_delay(r);
 	client_relays_say_retry(r, ci, ref, delay);
 	r->at = (r->at + 1) % r->n;
 	snprintf(r->target, sizeof(r->target), "%s", r->list[r->at]);
