@@ -46,10 +46,16 @@ static const char RELAY_LUA_LOCATE[] =
 	"if not h then return {} end "
 	"return {h, redis.call('PTTL', KEYS[1]), "
 	"        redis.call('GET', 'asp:node:' .. h) or ''}";
-/* Renews a lease still ours: 1, or 0 (lost). */
+/* Renews the node key (KEYS[1], ARGV[3] its URL) and every lease of
+ * KEYS[2..] still ours: an array of 1 (renewed) or 0 (lost), one per
+ * lease. */
 static const char RELAY_LUA_RENEW[] =
-	"if redis.call('GET', KEYS[1]) == ARGV[1] then "
-	"  return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+	"redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2]) local out = {} "
+	"for i = 2, #KEYS do "
+	"  if redis.call('GET', KEYS[i]) == ARGV[1] then "
+	"    out[i - 1] = redis.call('PEXPIRE', KEYS[i], ARGV[2]) "
+	"  else out[i - 1] = 0 end "
+	"end return out";
 /* Gives a lease up if ours, with the desktop's entry. */
 static const char RELAY_LUA_RELEASE[] =
 	"if redis.call('GET', KEYS[1]) == ARGV[1] then "
@@ -81,12 +87,18 @@ struct relay_lease {
 	uint64_t epoch;          /* which claim this is */
 };
 
-/* One renewal on its way: the reply may come after the lease is gone. */
+/* Leases renewed by one script call: a round sends as many as it needs. */
+#define RELAY_RENEW_BATCH 256
+
+/* One call on its way: its reply may come after a lease is gone. */
 struct relay_renewal {
 	struct relay_cluster *cl;
-	char desktop[RELAY_DESKTOP_MAX + 1];
-	uint64_t epoch;
 	uint64_t sent_us;
+	size_t n;
+	struct {
+		char desktop[RELAY_DESKTOP_MAX + 1];
+		uint64_t epoch;
+	} lease[RELAY_RENEW_BATCH];
 };
 
 struct relay_cluster {
@@ -612,63 +624,104 @@ static void relay_cluster_renewed(redisAsyncContext *ac, void *reply, void *arg)
 	struct relay_renewal *rn = arg;
 	struct relay_cluster *cl = rn->cl;
 	redisReply *rep = reply;
-	struct relay_lease *l;
 
 	(void)ac;
 	if (cl->renewing && !--cl->renewing)
 		relay_cluster_note(cl, "");
-	l = relay_cluster_lease(cl, rn->desktop);
-	if (rep && l && l->epoch == rn->epoch && !cl->closing) {
-		if (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1) {
+	for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY &&
+			   i < rn->n && i < rep->elements && !cl->closing; i++) {
+		struct relay_lease *l = relay_cluster_lease(cl,
+							    rn->lease[i].desktop);
+		const redisReply *e = rep->element[i];
+
+		if (!l || l->epoch != rn->lease[i].epoch ||
+		    e->type != REDIS_REPLY_INTEGER)
+			continue;
+		if (e->integer == 1) {
 			l->valid_until_us = rn->sent_us +
 					    RELAY_LEASE_SAFE(cl->lease_ms);
 			cl->stats.renewals++;
-		} else if (rep->type == REDIS_REPLY_INTEGER) {
-			relay_cluster_lose(cl, rn->desktop, "taken");
+		} else {
+			relay_cluster_lose(cl, rn->lease[i].desktop, "taken");
 		}
 	}
 	free(rn);
 }
 
-static void relay_cluster_node_renewed(redisAsyncContext *ac, void *reply,
-				       void *arg)
+/* Sends one call renewing the node key and rn's leases (taken). */
+static void relay_cluster_renew_send(struct relay_cluster *cl,
+				     struct relay_renewal *rn)
 {
-	struct relay_cluster *cl = arg;
+	/* EVAL script numkeys, the node key, the leases' keys, then the
+	 * script's ARGV: the node id, the lease time and the node URL. */
+	size_t argc = 4 + rn->n + 3, k = 0;
+	const char **argv = relay_xmalloc(argc * sizeof(*argv));
+	char (*keys)[RELAY_DESKTOP_MAX + 16] =
+		relay_xmalloc((rn->n + 1) * sizeof(*keys));
+	char nkeys[24], ttl[16];
 
-	(void)ac;
-	(void)reply;
-	if (cl->renewing && !--cl->renewing)
-		relay_cluster_note(cl, "");
+	snprintf(nkeys, sizeof(nkeys), "%zu", rn->n + 1);
+	snprintf(ttl, sizeof(ttl), "%u", cl->lease_ms);
+	snprintf(keys[0], sizeof(*keys), "asp:node:%s", cl->id);
+	argv[k++] = "EVAL";
+	argv[k++] = RELAY_LUA_RENEW;
+	argv[k++] = nkeys;
+	argv[k++] = keys[0];
+	for (size_t i = 0; i < rn->n; i++) {
+		snprintf(keys[i + 1], sizeof(*keys), "asp:lease:%s",
+			 rn->lease[i].desktop);
+		argv[k++] = keys[i + 1];
+	}
+	argv[k++] = cl->id;
+	argv[k++] = ttl;
+	argv[k++] = cl->url;
+	/* hiredis copies the command out before this returns. */
+	if (redisAsyncCommandArgv(cl->cmd, relay_cluster_renewed, rn, (int)k,
+				  argv, NULL) == REDIS_OK)
+		cl->renewing++;
+	else
+		free(rn);
+	free(keys);
+	free(argv);
 }
 
 struct relay_renew_walk {
 	struct relay_cluster *cl;
+	struct relay_renewal *rn; /* being filled */
 	uint64_t now;
 };
+
+static struct relay_renewal *relay_renewal_new(struct relay_cluster *cl,
+					       uint64_t now)
+{
+	struct relay_renewal *rn = relay_xcalloc(1, sizeof(*rn));
+
+	rn->cl = cl;
+	rn->sent_us = now;
+	return rn;
+}
 
 static void relay_renew_one(const char *key, void *val, void *arg)
 {
 	struct relay_renew_walk *w = arg;
 	const struct relay_lease *l = val;
-	struct relay_renewal *rn = relay_xcalloc(1, sizeof(*rn));
+	struct relay_renewal *rn = w->rn;
 
 	(void)key;
-	rn->cl = w->cl;
-	snprintf(rn->desktop, sizeof(rn->desktop), "%s", l->desktop);
-	rn->epoch = l->epoch;
-	rn->sent_us = w->now;
-	if (redisAsyncCommand(w->cl->cmd, relay_cluster_renewed, rn,
-			      "EVAL %s 1 asp:lease:%s %s %u", RELAY_LUA_RENEW,
-			      l->desktop, w->cl->id, w->cl->lease_ms) != REDIS_OK)
-		free(rn);
-	else
-		w->cl->renewing++;
+	snprintf(rn->lease[rn->n].desktop, sizeof(rn->lease[rn->n].desktop),
+		 "%s", l->desktop);
+	rn->lease[rn->n++].epoch = l->epoch;
+	if (rn->n == RELAY_RENEW_BATCH) {
+		relay_cluster_renew_send(w->cl, rn);
+		w->rn = relay_renewal_new(w->cl, w->now);
+	}
 }
 
-/* Every third of the lease: the node key and every lease, pipelined on
- * the asynchronous connection, so the loop never waits for them.  A
- * renewal still unanswered from the last round means Redis is slow or
- * gone: no new round piles up behind it (fencing drops what runs out). */
+/* Every third of the lease: the node key and every lease, RELAY_RENEW_BATCH
+ * leases a call, pipelined on the asynchronous connection, so the loop
+ * never waits for them.  A call still unanswered from the last round
+ * means Redis is slow or gone: no new round piles up behind it (fencing
+ * drops what runs out). */
 static void relay_cluster_renew(struct relay_timer *t)
 {
 	struct relay_cluster *cl = RELAY_CL_OF(t, renew_timer);
@@ -679,13 +732,14 @@ static void relay_cluster_renew(struct relay_timer *t)
 	if (!cl->cmd || !cl->cmd_up || cl->renewing)
 		return;
 	cl->round_sent_us = w.now;
-	/* The node key's reply counts as a renewal too: a node with no
-	 * desktop still learns whether Redis answers. */
-	if (redisAsyncCommand(cl->cmd, relay_cluster_node_renewed, cl,
-			      "SET asp:node:%s %s PX %u", cl->id, cl->url,
-			      cl->lease_ms) == REDIS_OK)
-		cl->renewing++;
+	/* The first call goes even with no lease: it renews the node key,
+	 * and its answer tells a node with no desktop that Redis answers. */
+	w.rn = relay_renewal_new(cl, w.now);
 	relay_map_each(&cl->leases, relay_renew_one, &w);
+	if (w.rn->n || !cl->renewing)
+		relay_cluster_renew_send(cl, w.rn);
+	else
+		free(w.rn);
 }
 
 /* ---- probes ---------------------------------------------------------- */

@@ -14,12 +14,16 @@
  * its own time; when the relay does not keep up, video is skipped up to
  * a forced keyframe instead of queueing without bound.
  *
- * A host that loses the relay after it has been welcomed (the relay
- * restarted, went away with 1001, or the network dropped) connects again
- * by itself with exponential backoff and gets its session, owner key and
- * collaboration code back; media pauses meanwhile and resumes at a
- * keyframe.  A refusal the relay sends on purpose (close codes 4000-4999)
- * is final, as is anything before the first welcome.
+ * --relay takes a list of relays; a cluster node that does not hold the
+ * desktop redirects the host to the one that does (client_relays.h has
+ * the rules).  A host that loses the relay after it has been welcomed
+ * (the relay restarted, went away with 1001, or the network dropped)
+ * connects again by itself with exponential backoff, to the next relay of
+ * its list, and gets its session, owner key and collaboration code back;
+ * media pauses meanwhile and resumes at a keyframe.  A refusal the relay
+ * sends on purpose (close codes 4000-4999) is final, except the cluster's
+ * redirect and unavailable; before the first welcome each relay of the
+ * list is tried once.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -35,6 +39,7 @@
 #include "tools/common/client.h"
 #include "tools/common/client_cli.h"
 #include "tools/common/client_pattern.h"
+#include "tools/common/client_relays.h"
 #include "tools/common/client_source.h"
 
 #define HOST_TICK_US (20 * 1000)
@@ -47,11 +52,6 @@
 /* Behind schedule by more than this (a stall), start the clock again
  * instead of sending the backlog in a burst. */
 #define HOST_REBASE_US (1000 * 1000)
-/* Reconnect backoff: the first retry after about this long, doubling up
- * to the cap; each delay is drawn from its upper half so that hosts lost
- * together do not come back in lockstep. */
-#define HOST_RETRY_FIRST_US (250 * 1000)
-#define HOST_RETRY_CAP_US (5 * 1000 * 1000)
 
 struct host_opts {
 	const char *relay, *desktop, *name, *asp_version, *os, *image, *token;
@@ -72,10 +72,9 @@ struct host {
 	struct client_timer tick, stop, media;
 	struct client_stdin in;
 	struct client_refusal refusal;
+	struct client_relays relays;
 	bool welcomed, leaving;
-	bool was_welcomed;    /* at least once: losing the relay is retried */
-	bool lost;            /* disconnected, a reconnect is under way */
-	unsigned retries;     /* attempts since the last welcome */
+	bool was_welcomed;    /* at least once: media restarts at a keyframe */
 	size_t max_message;
 	struct codec_batch batch;
 	bool have_batch;
@@ -92,7 +91,8 @@ static void host_usage(FILE *f)
 "A cloud desktop: connects to the relay's /host endpoint and pushes media.\n"
 "\n"
 "Connection:\n"
-"  --relay URL          relay URL, ws:// or wss:// (default ws://127.0.0.1:8080)\n"
+"  --relay URL[,URL...] relay URL, ws:// or wss://, or a list of a cluster's\n"
+"                       relays to use in turn (default ws://127.0.0.1:8080)\n"
 "  --insecure           accept a self-signed or mismatched TLS certificate\n"
 "  --desktop ID         desktop id, 1-64 of A-Z a-z 0-9 . _ - (default desk-1)\n"
 "  --name NAME          the desktop's display name\n"
@@ -129,9 +129,9 @@ static void host_usage(FILE *f)
 "                       assist-request: id=ID expires=UNIX)\n"
 "  --accept-assist      accept every assistance invitation at once\n"
 "  --no-reconnect       exit when the connection is lost (default: connect\n"
-"                       again after 0.25 s, doubling up to 5 s, until\n"
-"                       --seconds or a signal; the session, owner key and\n"
-"                       code come back)\n"
+"                       again, to the next relay of the list, after 0.25 s,\n"
+"                       doubling up to 5 s, until --seconds or a signal;\n"
+"                       the session, owner key and code come back)\n"
 "  --help               this text\n"
 "\n"
 "Commands on stdin, one per line: share, discard, end, grant, revoke,\n"
@@ -142,14 +142,22 @@ static void host_usage(FILE *f)
 "owner-link: URL (opens the desktop's own client in a browser),\n"
 "code: CODE, notify: EVENT MESSAGE (NAME), keyframe-request: REASON,\n"
 "input: TYPE x=X y=Y code=C mods=M, assist-invite: id=ID admin=NAME,\n"
-"assist-request: id=ID expires=UNIX, reconnecting in N ms: WHY, reconnected.\n"
+"assist-request: id=ID expires=UNIX, redirected: URL, reconnecting in N ms:\n"
+"WHY, next-relay: URL (with several relays), reconnected.\n"
 "\n"
-"The connection is retried only once the relay has welcomed the host, and\n"
-"never after a refusal (an error with a close code 4000-4999).\n"
+"Relays: the first of the list is tried first.  One that cannot be reached,\n"
+"closes before the welcome or answers unavailable (4025) is left for the\n"
+"next one, after the backoff.  A cluster node that does not hold the desktop\n"
+"answers redirect (4024) with the node that does: the host connects there\n"
+"at once, at most 4 times in a row without a welcome (a 5th is a loop, a\n"
+"failed attempt).  Before the first welcome each relay is tried once; after\n"
+"it, a lost connection starts again from the next relay of the list.  Any\n"
+"other refusal (an error with a close code 4000-4999) is final.\n"
 "\n"
 "Exit status: 0 left cleanly, 1 failure or (with --no-reconnect) connection\n"
 "lost, 3 refused by the relay (its message on stderr), 4 ASP version\n"
-"refused, 5 cannot connect (the first time).\n");
+"refused, 5 cannot connect (no relay of the list welcomed the host, or a\n"
+"redirect loop).\n");
 }
 
 /* ---- sending ---- */
@@ -359,18 +367,21 @@ static void host_tick(struct client_timer *t)
 /* ---- what the relay says ---- */
 
 /* The link that opens the desktop's own client in a browser, signed in
- * as the desktop's user: the page on the relay's http(s) origin, with
- * the owner key and this host's token in the fragment, which browsers
- * never send to a server. */
+ * as the desktop's user: the page on the http(s) origin of the relay
+ * that welcomed us, with the owner key and this host's token in the
+ * fragment, which browsers never send to a server.  With several relays
+ * the page gets the list too (?relay=), to use as we do. */
 static void host_say_owner_link(const struct host *h, const char *key)
 {
-	const char *url = h->o.relay;
-	bool tls = !strncmp(url, "wss://", 6);
-	const char *authority = url + (tls ? 6 : !strncmp(url, "ws://", 5) ? 5 : 0);
+	const char *url = h->relays.target;
+	bool tls = !strncmp(url, "wss://", 6) || !strncmp(url, "https://", 8);
+	const char *authority = strstr(url, "://") + 3;
 	int n = (int)strcspn(authority, "/");
 
-	client_say("owner-link: %s://%.*s/owner.html#key=%s&token=%s",
-		   tls ? "https" : "http", n, authority, key,
+	client_say("owner-link: %s://%.*s/owner.html%s%s#key=%s&token=%s",
+		   tls ? "https" : "http", n, authority,
+		   h->relays.n > 1 ? "?relay=" : "",
+		   h->relays.n > 1 ? h->o.relay : "", key,
 		   h->o.token ? h->o.token : "");
 }
 
@@ -380,10 +391,7 @@ static void host_on_welcome(struct host *h, const struct proto_ctrl *m)
 	int64_t max = proto_ctrl_int(m, "max_message", 0);
 
 	h->welcomed = true;
-	h->retries = 0;
-	if (h->lost)
-		client_say("reconnected");
-	h->lost = false;
+	client_relays_session(&h->relays);
 	client_say("welcome: owner_key=%s", key ? key : "");
 	if (key)
 		host_say_owner_link(h, key);
@@ -440,6 +448,20 @@ static void host_on_keyframe(struct host *h, const struct proto_ctrl *m)
 	client_say("keyframe-request: %s", reason ? reason : "");
 }
 
+/* A refusal of what we came for (the hello) ends the run, unless it sends
+ * us to another relay; other errors refuse one message. */
+static void host_on_error(struct host *h, const struct proto_ctrl *m)
+{
+	if (client_relays_on_error(&h->relays, m, &h->refusal, !h->welcomed)) {
+		client_timer_stop(&h->media);
+		client_close(h->c, 1000, "bye");
+		return;
+	}
+	client_print_error(m, &h->refusal, !h->welcomed);
+	if (!h->welcomed)
+		host_leave(h);
+}
+
 static void host_on_text(void *user, const char *text, size_t len)
 {
 	struct host *h = user;
@@ -466,9 +488,7 @@ static void host_on_text(void *user, const char *text, size_t len)
 		host_on_invite(h, &m);
 		break;
 	case PROTO_MSG_ERROR:
-		client_print_error(&m, &h->refusal, !h->welcomed);
-		if (!h->welcomed)
-			host_leave(h);
+		host_on_error(h, &m);
 		break;
 	case PROTO_MSG_METRICS:
 		client_say("relay-metrics: %.*s", (int)len, text);
@@ -518,73 +538,17 @@ static void host_on_open(struct client *c, void *user)
 
 /* ---- reconnecting ---- */
 
-/* A refusal the relay meant (an error message, or a close code from the
- * error table) is final. */
-static bool host_refused(const struct host *h,
-			 const struct client_close_info *ci)
-{
-	return h->refusal.fatal ||
-	       (ci->peer_code >= 4000 && ci->peer_code <= 4999);
-}
-
-static bool host_should_retry(const struct host *h,
-			      const struct client_close_info *ci)
-{
-	return !h->o.no_reconnect && h->was_welcomed && !h->leaving &&
-	       !client_signalled() && !host_refused(h, ci);
-}
-
-/* 0.25 s doubling to 5 s, each drawn from [d/2, d]. */
-static int64_t host_retry_delay(struct host *h)
-{
-	int64_t d = HOST_RETRY_FIRST_US;
-	unsigned i;
-
-	for (i = 0; i < h->retries && d < HOST_RETRY_CAP_US; i++)
-		d *= 2;
-	if (d > HOST_RETRY_CAP_US)
-		d = HOST_RETRY_CAP_US;
-	h->retries++;
-	return d / 2 + (int64_t)(random() % (d / 2 + 1));
-}
-
-static void host_say_retry(const struct client_close_info *ci, int64_t us)
-{
-	long long ms = (long long)(us / 1000);
-
-	if (!ci->established)
-		client_say("reconnecting in %lld ms: %s", ms,
-			   *ci->connect_error ? ci->connect_error
-					      : "cannot connect");
-	else if (ci->peer_code)
-		client_say("reconnecting in %lld ms: the relay closed the "
-			   "connection (%d%s%s)", ms, ci->peer_code,
-			   *ci->peer_reason ? " " : "", ci->peer_reason);
-	else
-		client_say("reconnecting in %lld ms: the connection was lost "
-			   "(1006)", ms);
-}
-
-/* The connection is gone: stop sending and, unless that was meant,
- * schedule the next attempt. */
+/* The connection is gone: stop sending and, unless we are leaving, let
+ * the relay list decide where and when the next attempt goes. */
 static void host_on_closed(struct client *c, void *user)
 {
 	struct host *h = user;
-	const struct client_close_info *ci = client_close_info(c);
-	int64_t delay;
 
 	h->welcomed = false;
 	client_timer_stop(&h->media);
-	if (!host_should_retry(h, ci))
+	if (h->leaving || client_signalled())
 		return;
-	h->lost = true;
-	delay = host_retry_delay(h);
-	host_say_retry(ci, delay);
-	/* A refusal of one message on the lost connection says nothing
-	 * about the next one. */
-	h->refusal = (struct client_refusal){ 0 };
-	if (client_reconnect(c, delay))
-		h->lost = false;
+	client_relays_on_closed(&h->relays, c, &h->refusal);
 }
 
 static const struct client_ops host_ops = {
@@ -796,7 +760,7 @@ static int host_open_source(struct host *h)
 static int host_run(struct host *h)
 {
 	struct client_config cfg = {
-		.url = h->o.relay, .path = "/host",
+		.url = h->relays.target, .path = "/host",
 		.subprotocol = "asp.host.v1", .insecure = h->o.insecure,
 		.ops = &host_ops, .user = h,
 	};
@@ -808,13 +772,10 @@ static int host_run(struct host *h)
 	if (client_run(h->c)) {
 		fprintf(stderr, "asp-host: the event loop failed\n");
 		status = CLIENT_EXIT_FAIL;
-	} else if (h->lost && h->leaving &&
-		   !host_refused(h, client_close_info(h->c))) {
-		/* Told to leave while the relay was away: a clean exit. */
-		status = CLIENT_EXIT_OK;
 	} else {
-		status = client_exit_status(client_close_info(h->c),
-					    &h->refusal, h->leaving);
+		status = client_relays_exit_status(&h->relays,
+						   client_close_info(h->c),
+						   &h->refusal, h->leaving);
 	}
 	if (h->skipped)
 		fprintf(stderr, "asp-host: skipped %llu frames while the relay "
@@ -826,10 +787,16 @@ static int host_run(struct host *h)
 int main(int argc, char **argv)
 {
 	static struct host h;
+	char why[300];
 	int r = host_parse_args(argc, argv, &h.o);
 
 	if (r)
 		return r > 0 ? CLIENT_EXIT_OK : CLIENT_EXIT_FAIL;
+	if (client_relays_init(&h.relays, h.o.relay, !h.o.no_reconnect, why,
+			       sizeof(why))) {
+		fprintf(stderr, "asp-host: --relay: %s\n", why);
+		return CLIENT_EXIT_FAIL;
+	}
 	codec_log_quiet();
 	if (host_open_source(&h))
 		return CLIENT_EXIT_FAIL;

@@ -9,12 +9,19 @@
  * subscribe to the relay's metrics, and stall on purpose to play a slow
  * viewer.  At the end it prints one `metrics:` line and exits 0 if all
  * was well, 2 if verification failed (see --help for the rest).
+ *
+ * --relay takes a list of relays, and a cluster node that does not hold
+ * the desktop redirects the viewer to the one that does (client_relays.h
+ * has the rules).  A viewer that was joined and loses its connection
+ * joins again by itself, with the backoff asp-host has, from the next
+ * relay of its list; what it counts and checks goes on across the gap.
  */
 #include <getopt.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec/codec_decode.h"
 #include "codec/codec_msg.h"
@@ -22,6 +29,7 @@
 #include "protocol/proto_media.h"
 #include "tools/common/client.h"
 #include "tools/common/client_cli.h"
+#include "tools/common/client_relays.h"
 #include "tools/common/client_verify.h"
 
 #define VIEW_TICK_US (20 * 1000)
@@ -31,7 +39,7 @@
 struct view_opts {
 	const char *relay, *code, *owner_key, *assist, *client;
 	const char *client_version, *name, *token, *out, *snapshot;
-	bool insecure, send_input, send_input_now;
+	bool insecure, send_input, send_input_now, no_reconnect;
 	double frames, seconds, metrics_interval, pause_after, pause_seconds;
 };
 
@@ -40,10 +48,12 @@ struct view {
 	struct client *c;
 	struct client_timer tick, deadline, pause, leave_wait;
 	struct client_refusal refusal;
+	struct client_relays relays;
 	struct client_verify verify;
 	struct codec_decoder *dec;
 	FILE *out;
 	bool joined, leaving, timed_out, paused_once, input_sent;
+	bool was_joined;      /* at least once: the summary lines are due */
 	uint32_t input_seq;
 };
 
@@ -55,7 +65,9 @@ static void view_usage(FILE *f)
 "the media it receives.\n"
 "\n"
 "Connection:\n"
-"  --relay URL             relay URL, ws:// or wss:// (default ws://127.0.0.1:8080)\n"
+"  --relay URL[,URL...]    relay URL, ws:// or wss://, or a list of a\n"
+"                          cluster's relays to use in turn (default\n"
+"                          ws://127.0.0.1:8080)\n"
 "  --insecure              accept a self-signed or mismatched TLS certificate\n"
 "  --owner-key KEY         join as the desktop's owner\n"
 "  --code CODE             join as the collaborator (guest)\n"
@@ -69,7 +81,12 @@ static void view_usage(FILE *f)
 "Run:\n"
 "  --frames N              leave cleanly after N video messages\n"
 "  --seconds N             give up after N seconds (exit 6 if --frames was\n"
-"                          not reached; without --frames, leave cleanly)\n"
+"                          not reached; without --frames, leave cleanly);\n"
+"                          the clock runs on while reconnecting\n"
+"  --no-reconnect          exit when the connection is lost (default: join\n"
+"                          again, from the next relay of the list, after\n"
+"                          0.25 s, doubling up to 5 s, until --seconds,\n"
+"                          --frames or a signal)\n"
 "  --metrics-interval MS   subscribe to relay metrics; prints each report as\n"
 "                          relay-metrics: JSON\n"
 "  --send-input            send a scripted input sequence once control is\n"
@@ -86,14 +103,30 @@ static void view_usage(FILE *f)
 "reference does not match.\n"
 "\n"
 "Output on stdout, one line each: joined: ROLE, notify: EVENT MESSAGE (NAME),\n"
-"stream: JSON, relay-metrics: JSON, input-sent: N, input-error: CODE, and at\n"
-"the end metrics: frames=N bytes=N gaps=N errors=N latency_p50_ms=X\n"
-"latency_p99_ms=Y latency_max_ms=Z first_keyframe=0|1 cached=N, then\n"
-"decode: pictures=N audio_packets=N errors=N first_ok=0|1 size=WxH.\n"
+"stream: JSON, relay-metrics: JSON, input-sent: N, input-error: CODE,\n"
+"redirected: URL, reconnecting in N ms: WHY, next-relay: URL (with several\n"
+"relays), reconnected, and at the end (once joined) metrics: frames=N bytes=N\n"
+"gaps=N errors=N latency_p50_ms=X latency_p99_ms=Y latency_max_ms=Z\n"
+"first_keyframe=0|1 cached=N, then decode: pictures=N audio_packets=N\n"
+"errors=N first_ok=0|1 size=WxH; both count every connection of the run.\n"
 "\n"
-"Exit status: 0 all good, 1 failure or connection lost, 2 media failed\n"
-"verification, 3 refused by the relay (its message on stderr), 4 client\n"
-"version refused, 5 cannot connect, 6 --frames not reached in --seconds.\n");
+"Relays: the first of the list is tried first.  One that cannot be reached,\n"
+"closes before joined or answers unavailable (4025) is left for the next\n"
+"one, after the backoff.  A cluster node that does not hold the desktop\n"
+"answers redirect (4024) with the node that does: the viewer connects there\n"
+"at once, at most 4 times in a row without joining (a 5th is a loop, a\n"
+"failed attempt).  Before the first join each relay is tried once.  After a\n"
+"lost connection the viewer joins again from the next relay of the list;\n"
+"then offline (the desktop is not back yet), slow, internal and\n"
+"hello_timeout are retried too.  Every other refusal is final: busy,\n"
+"bad_code, discarded, ended, expired, no_permission, replaced (another\n"
+"owner viewer), unauthorized, token_expired, rate_limited, too_many, ...\n"
+"\n"
+"Exit status: 0 all good, 1 failure or (with --no-reconnect) connection\n"
+"lost, 2 media failed verification, 3 refused by the relay (its message on\n"
+"stderr), 4 client version refused, 5 cannot connect (no relay of the list\n"
+"let the viewer join, or a redirect loop), 6 --frames not reached in\n"
+"--seconds.\n");
 }
 
 static void view_send_ctrl(struct view *v, char *json)
@@ -213,6 +246,8 @@ static void view_on_joined(struct view *v, const struct proto_ctrl *m)
 	const char *role = proto_ctrl_str(m, "role");
 
 	v->joined = true;
+	v->was_joined = true;
+	client_relays_session(&v->relays);
 	client_verify_joined(&v->verify, client_wall_us());
 	client_say("joined: %s", role ? role : "?");
 	if (v->o.metrics_interval > 0)
@@ -234,7 +269,8 @@ static void view_on_notify(struct view *v, const struct proto_ctrl *m)
 }
 
 /* Refusals of one message (no_control, malformed) keep the connection:
- * they are the answers --send-input-now is there to provoke. */
+ * they are the answers --send-input-now is there to provoke.  A refusal
+ * of the join ends the run unless it sends us to another relay. */
 static void view_on_error(struct view *v, const struct proto_ctrl *m)
 {
 	const char *code = proto_ctrl_str(m, "code");
@@ -242,6 +278,10 @@ static void view_on_error(struct view *v, const struct proto_ctrl *m)
 	if (v->input_sent && code &&
 	    (!strcmp(code, "no_control") || !strcmp(code, "malformed"))) {
 		client_say("input-error: %s", code);
+		return;
+	}
+	if (client_relays_on_error(&v->relays, m, &v->refusal, !v->joined)) {
+		client_close(v->c, 1000, "bye");
 		return;
 	}
 	client_print_error(m, &v->refusal, !v->joined);
@@ -356,10 +396,23 @@ static void view_on_open(struct client *c, void *user)
 		"token", o->token));
 }
 
+/* The connection is gone: unless we are leaving, the relay list decides
+ * where and when the next attempt goes. */
+static void view_on_closed(struct client *c, void *user)
+{
+	struct view *v = user;
+
+	v->joined = false;
+	if (v->leaving || client_signalled())
+		return;
+	client_relays_on_closed(&v->relays, c, &v->refusal);
+}
+
 static const struct client_ops view_ops = {
 	.on_open = view_on_open,
 	.on_text = view_on_text,
 	.on_binary = view_on_media,
+	.on_closed = view_on_closed,
 };
 
 /* ---- options ---- */
@@ -368,7 +421,7 @@ enum view_opt {
 	OPT_RELAY = 256, OPT_INSECURE, OPT_CODE, OPT_OWNER_KEY, OPT_ASSIST,
 	OPT_CLIENT, OPT_CLIENT_VERSION, OPT_NAME, OPT_TOKEN, OPT_OUT,
 	OPT_SNAPSHOT,
-	OPT_SEND_INPUT, OPT_SEND_INPUT_NOW, OPT_HELP,
+	OPT_SEND_INPUT, OPT_SEND_INPUT_NOW, OPT_NO_RECONNECT, OPT_HELP,
 	/* numeric options: rows of view_num_opts */
 	OPT_FRAMES = CLIENT_NUM_OPT, OPT_SECONDS, OPT_METRICS_INTERVAL,
 	OPT_PAUSE_AFTER, OPT_PAUSE_SECONDS,
@@ -398,6 +451,7 @@ static const struct option view_longopts[] = {
 	{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
 	{ "send-input", no_argument, NULL, OPT_SEND_INPUT },
 	{ "send-input-now", no_argument, NULL, OPT_SEND_INPUT_NOW },
+	{ "no-reconnect", no_argument, NULL, OPT_NO_RECONNECT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "frames", required_argument, NULL, OPT_FRAMES },
 	{ "seconds", required_argument, NULL, OPT_SECONDS },
@@ -444,6 +498,7 @@ static int view_parse_args(int argc, char **argv, struct view_opts *o)
 		case OPT_SNAPSHOT: o->snapshot = optarg; break;
 		case OPT_SEND_INPUT: o->send_input = true; break;
 		case OPT_SEND_INPUT_NOW: o->send_input_now = true; break;
+		case OPT_NO_RECONNECT: o->no_reconnect = true; break;
 		case OPT_HELP: view_usage(stdout); return 1;
 		default:
 			if (client_num_opt_parse(view_num_opts,
@@ -494,8 +549,9 @@ static void view_finish(struct view *v)
 /* The connection's verdict first, then the media's, then the clock's. */
 static int view_status(struct view *v)
 {
-	int status = client_exit_status(client_close_info(v->c), &v->refusal,
-					v->leaving);
+	int status = client_relays_exit_status(&v->relays,
+					       client_close_info(v->c),
+					       &v->refusal, v->leaving);
 
 	if (status != CLIENT_EXIT_OK)
 		return status;
@@ -507,7 +563,7 @@ static int view_status(struct view *v)
 static int view_run(struct view *v)
 {
 	struct client_config cfg = {
-		.url = v->o.relay, .path = "/view",
+		.url = v->relays.target, .path = "/view",
 		.subprotocol = "asp.view.v1", .insecure = v->o.insecure,
 		.ops = &view_ops, .user = v,
 	};
@@ -521,7 +577,7 @@ static int view_run(struct view *v)
 				   (int64_t)(v->o.seconds * 1e6),
 				   view_deadline, v);
 	status = client_run(v->c);
-	if (v->joined)
+	if (v->was_joined)
 		view_finish(v);
 	if (status) {
 		fprintf(stderr, "asp-view: the event loop failed\n");
@@ -536,11 +592,16 @@ static int view_run(struct view *v)
 int main(int argc, char **argv)
 {
 	static struct view v;
-	char why[256];
+	char why[300];
 	int r = view_parse_args(argc, argv, &v.o);
 
 	if (r)
 		return r > 0 ? CLIENT_EXIT_OK : CLIENT_EXIT_FAIL;
+	if (client_relays_init(&v.relays, v.o.relay, !v.o.no_reconnect, why,
+			       sizeof(why))) {
+		fprintf(stderr, "asp-view: --relay: %s\n", why);
+		return CLIENT_EXIT_FAIL;
+	}
 	if (v.o.out && !(v.out = fopen(v.o.out, "wb"))) {
 		perror(v.o.out);
 		return CLIENT_EXIT_FAIL;
@@ -552,6 +613,8 @@ int main(int argc, char **argv)
 		goto out_file;
 	}
 	client_signals_install();
+	/* Viewers lost together must not come back in lockstep. */
+	srandom((unsigned)client_mono_us() ^ (unsigned)getpid());
 	client_verify_init(&v.verify);
 	/* The decoder judges coded video after a gap. */
 	v.verify.check_gaps = false;

@@ -310,6 +310,9 @@ function openView(r) {
         if (m.type === 'notify') toast(m.message);
       },
       closed: (why) => { if (why) closeView(why); },
+      reconnecting: (why, ms, lost) => {
+        $('view-status').textContent = lost ? 'The connection to the relay was lost; reconnecting…' : 'Connecting…';
+      },
     },
   });
   $('h-view').focus();

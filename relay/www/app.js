@@ -10,7 +10,7 @@ import { AudioPlayer } from './audio.js';
 import { InputCapture } from './input.js';
 import { Viewer } from './viewer.js';
 import { openJoinForm } from './home.js';
-import { acceptLinkToken, makeDraggable, toast } from './ui.js';
+import { acceptLinkToken, makeDraggable, toast, trustLinkRelays } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
 const METRICS_INTERVAL_MS = 1000;
@@ -97,6 +97,8 @@ class Session {
         size: () => renderMetrics(),
         control: (m) => CONTROL_HANDLERS[m.type]?.(this, m),
         closed: (why) => this.onClose(why),
+        reconnecting: (why) => this.onReconnecting(why),
+        reconnected: () => toast('Reconnected.'),
       },
     });
     this.closed = this.viewer.closed;
@@ -129,6 +131,16 @@ class Session {
     setBusy(false);
   }
 
+  // A relay of the list failed, or the connection was lost and another
+  // relay is tried: the person sees it once, not at every attempt.
+  onReconnecting(why) {
+    if (!this.joined) return;
+    if (!this.reconnecting) toast(`${why} Reconnecting…`, 'error');
+    this.reconnecting = true;
+    setControl(false);
+    $('control-indicator').textContent = 'Reconnecting…';
+  }
+
   leave() { this.viewer.leave(); }
 }
 
@@ -138,10 +150,12 @@ const NOTIFY_CONTROL = { control_granted: true, control_revoked: false };
 
 const CONTROL_HANDLERS = {
   joined: (s, m) => {
+    setControl(m.control === true);
+    // Joined again after a lost connection: the same session goes on.
+    if (s.joined) { s.reconnecting = false; return; }
     s.joined = true;
     setBusy(false);
     showWatch();
-    setControl(m.control === true);
     toast(`Joined ${m.name || m.session}`);
   },
   notify: (s, m) => {
@@ -244,7 +258,10 @@ function readLink() {
   const token = frag.get('token') || params.get('token');
   if (code) $('code').value = code;
   if (token) {
-    if (acceptLinkToken(token)) sessionStorage.setItem('asp.token', token);
+    if (acceptLinkToken(token)) {
+      sessionStorage.setItem('asp.token', token);
+      trustLinkRelays();
+    }
     params.delete('token');
     const query = params.toString();
     history.replaceState(null, '', `${location.pathname}${query ? `?${query}` : ''}`);
@@ -283,6 +300,8 @@ window.asp = Object.freeze({
     audioBlocks: audio.blocks,
     audioState: audio.ctx ? audio.ctx.state : 'none',
     control: input.enabled,
+    relay: session ? session.viewer.url : null,
+    redirects: session ? session.viewer.redirects : 0,
   }),
 });
 

@@ -3,7 +3,7 @@
 // right, the Shared Collaboration icon that opens the join form.  The
 // join itself is app.js's.
 
-import { $, api, storedToken } from './ui.js';
+import { $, api, relayQuery, storedToken } from './ui.js';
 
 export function openJoinForm(open = true) {
   $('join-form').hidden = !open;
@@ -30,7 +30,7 @@ async function loadDesktops() {
     for (const d of r.desktops) {
       const li = document.createElement('li');
       const a = document.createElement('a');
-      a.href = `owner.html#key=${encodeURIComponent(d.owner_key)}`;
+      a.href = `owner.html${relayQuery()}#key=${encodeURIComponent(d.owner_key)}`;
       a.textContent = d.name || d.desktop;
       const state = document.createElement('span');
       state.className = 'hint';

@@ -7,16 +7,17 @@
 // relay's refusals are shown word for word.
 
 import { Viewer } from './viewer.js';
-import { $, makeDraggable, readFragment, storedToken, timeLeft, toast } from './ui.js';
+import { $, makeDraggable, readFragment, relayQuery, storedToken, timeLeft, toast } from './ui.js';
 
 const EXPIRED = 'Your request for help expired. You must submit a new request.';
 const STATUS = {
   connecting: 'Connecting…',
   watching: 'You have control of your desktop',
   offline: 'The desktop is not connected; waiting for it to come back.',
+  reconnecting: 'The connection to the relay was lost; reconnecting…',
 };
 
-const state = {
+const INITIAL = {
   code: null,
   guest: null,          // the collaborator's name
   control: false,
@@ -26,6 +27,7 @@ const state = {
   expiresAtMs: 0,       // local clock, from the relay's expires_in
   lastPanel: 'collab',  // where a refusal is shown
 };
+const state = { ...INITIAL };
 let viewer = null;
 
 // ---- rendering ----------------------------------------------------------
@@ -107,6 +109,9 @@ const NOTIFY = {
 function onControl(m) {
   switch (m.type) {
     case 'joined':
+      // The relay brings a joining owner up to date (docs/protocol.md):
+      // after a reconnect, nothing from before may linger.
+      Object.assign(state, { ...INITIAL, lastPanel: state.lastPanel });
       setStatus('watching');
       break;
     case 'code':
@@ -227,7 +232,7 @@ function wire() {
     // The collaborator page joins with what this tab hands it (the new
     // tab starts with a copy of this one's session storage).
     sessionStorage.setItem('asp.join', JSON.stringify({ code: $('code').value.trim(), name: $('name').value.trim() }));
-    window.open('/', '_blank');
+    window.open(`/${relayQuery()}`, '_blank');
     sessionStorage.removeItem('asp.join');
   });
 
@@ -281,6 +286,7 @@ function start() {
     hooks: {
       control: onControl,
       closed: onClosed,
+      reconnecting: (why, ms, lost) => setStatus(lost ? 'reconnecting' : 'connecting'),
       notice: (kind) => { $('notice').hidden = !kind; $('notice').textContent = kind ? 'The desktop sends no picture this page can show.' : ''; },
       guidance: (detail) => { $('browser-guidance').hidden = false; $('browser-guidance').textContent = `This browser cannot decode the desktop's video. (${detail})`; },
     },

@@ -43,12 +43,80 @@ export function acceptLinkToken(token, storageKey = 'asp.token') {
 export function readFragment(storageKey = 'asp.token') {
   const frag = new URLSearchParams(location.hash.slice(1));
   const fields = Object.fromEntries(frag.entries());
-  if (fields.token && acceptLinkToken(fields.token, storageKey)) sessionStorage.setItem(storageKey, fields.token);
+  if (fields.token && acceptLinkToken(fields.token, storageKey)) {
+    sessionStorage.setItem(storageKey, fields.token);
+    trustLinkRelays();
+  }
   if (location.hash) history.replaceState(null, '', `${location.pathname}${location.search}`);
   return fields;
 }
 
 export const storedToken = (storageKey = 'asp.token') => sessionStorage.getItem(storageKey);
+
+// ---- relays --------------------------------------------------------------
+// The relays a page's viewer connects to (docs/cluster.md, "Clients"): the
+// link's ?relay=URL[,URL...], used in turn as asp-view uses its --relay;
+// without one, the page's own origin.  A relay elsewhere than the page
+// gets this tab's sign-in token, so a crafted link must not send it there
+// silently: a list is used as it is when every relay is the page's own
+// host, when the same link brought the token (whoever holds the token
+// chose both), or once the person agrees; otherwise the page keeps to its
+// own origin.
+
+const RELAYS_KEY = 'asp.relays';
+const MAX_RELAYS = 16;
+const URL_MAX = 255;
+const HOST_PORT = '(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9._-]+)(?::(\\d{1,5}))?';
+const RELAY_RE = new RegExp(`^(wss?|https?)://${HOST_PORT}(/[A-Za-z0-9._~%/-]*)?$`);
+const REDIRECT_RE = new RegExp(`^(wss?)://${HOST_PORT}/?$`);
+
+// text as a URL to open a WebSocket under (ws:// or wss://, no trailing
+// slash), or null: --relay's rules, or a redirect's (a node: no path, no
+// plain http).
+export function relayUrl(text, redirect = false) {
+  if (typeof text !== 'string' || text.length > URL_MAX) return null;
+  const m = (redirect ? REDIRECT_RE : RELAY_RE).exec(text);
+  if (!m || (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535))) return null;
+  const scheme = { http: 'ws', https: 'wss' }[m[1]] || m[1];
+  return `${scheme}://${m[2]}${m[3] !== undefined ? `:${m[3]}` : ''}${(m[4] || '').replace(/\/+$/, '')}`;
+}
+
+const linkRelays = () => new URLSearchParams(location.search).get('relay');
+
+// The link's own token came with its relays: trust them for this tab.
+export function trustLinkRelays() {
+  const list = linkRelays();
+  if (list) sessionStorage.setItem(RELAYS_KEY, list);
+}
+
+// "?relay=..." to hand the list on to a page this one opens, or "".
+export function relayQuery() {
+  const list = linkRelays();
+  return list ? `?${new URLSearchParams({ relay: list })}` : '';
+}
+
+let relays = null;
+
+export function relayList() {
+  if (relays) return relays;
+  relays = [`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`];
+  const list = linkRelays();
+  if (!list) return relays;
+  const urls = list.split(',').map((u) => relayUrl(u));
+  if (urls.length > MAX_RELAYS || urls.some((u) => !u)) {
+    toast(`The relay list of this link is not valid: connecting to ${location.host} only.`, 'error');
+    return relays;
+  }
+  const elsewhere = [...new Set(urls.map((u) => new URL(u).host))].filter((h) => h !== location.host);
+  if (elsewhere.length && sessionStorage.getItem(RELAYS_KEY) !== list) {
+    if (!window.confirm(`This link connects to other relays (${elsewhere.join(', ')}) and signs in there as you. Continue?`)) {
+      return relays;
+    }
+    sessionStorage.setItem(RELAYS_KEY, list);
+  }
+  relays = urls;
+  return relays;
+}
 
 // fetch() of the relay's JSON API with the token: the parsed answer, or an
 // Error whose message is the relay's sentence (never raw JSON).

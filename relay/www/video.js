@@ -140,6 +140,12 @@ export class VideoPlayer {
     this.setsKey = null;
   }
 
+  // The stream starts over (another connection): wait for its keyframe.
+  resync() {
+    this.closeDecoder();
+    this.waitKey = true;
+  }
+
   close() {
     this.closeDecoder();
     this.failed = true;

@@ -10,12 +10,11 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
-import { BUILD, KIND, ROOT, media, selfSignedCert, withRelay } from './lib.mjs';
+import { BUILD, KIND, ROOT, freePort, media, selfSignedCert, withRelay } from './lib.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'asp-install-'));
 const dest = path.join(tmp, 'root');
@@ -38,15 +37,6 @@ before(() => {
   fs.appendFileSync(usr('share/asp-relay/www/index.html'), `${MARK}\n`);
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-// A port free right now (the relay gets it from the file, not port 0).
-function freePort(host) {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
 
 function writeConf(dir, lines) {
   const file = path.join(dir, 'asp-relay.conf');

@@ -13,6 +13,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -618,6 +619,44 @@ export class Relay {
   }
 }
 
+// A relay that can be SIGKILLed and started again on its data directory and
+// port, so that a tool's reconnect finds it (as in durable.test.mjs).
+export class RestartableRelay extends Relay {
+  constructor(args = [], env = {}, opts = {}) {
+    super(args, env, opts);
+    this.args = args;
+  }
+
+  async kill() {
+    this.proc.child.kill('SIGKILL');
+    await this.proc.exited;
+  }
+
+  async restart() {
+    this.proc = new Proc('asp-relay', bin('asp-relay'),
+      ['--listen', `127.0.0.1:${this.port}`, '--data', this.data, ...this.args]);
+    this.clients = [];
+    await this.ready();
+  }
+}
+
+// Runs body with a RestartableRelay started with args; closes the tools and
+// stops the relay after it, as withRelay does.
+export async function withRestartable(body, args = []) {
+  const relay = new RestartableRelay(args);
+  try {
+    await relay.ready();
+    await body(relay);
+  } finally {
+    // closeAll fails on a tool's sanitizer report: that must show.
+    try {
+      await relay.closeAll();
+    } finally {
+      await relay.stop();
+    }
+  }
+}
+
 // Runs body with a fresh relay (opts.args: extra relay arguments, opts.env:
 // extra environment, opts.bin, opts.bare, opts.data, opts.cwd: see Relay;
 // opts.RelayClass: a subclass of Relay), then tears everything down and
@@ -672,6 +711,16 @@ export function httpRequest(url, { method = 'GET', headers = {}, body, agent = f
 }
 
 export const httpGet = (url, agent = false, ms = 15000) => httpRequest(url, { agent, ms });
+
+// A port free right now on host (for a program that must be told its port
+// before it starts, or an address where nothing listens).
+export function freePort(host = '127.0.0.1') {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
 
 // A self-signed certificate for localhost in a temp dir: { cert, key, dir }.
 export function selfSignedCert() {

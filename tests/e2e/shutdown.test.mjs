@@ -18,19 +18,30 @@ test('SIGTERM with a host, owner and guest connected closes all three with 1001 
   await stopping;
 }));
 
-test('SIGTERM with the real tools connected: the viewer leaves, the host waits to reconnect and leaves cleanly on SIGTERM', () => withRelay(async (relay) => {
+test('SIGTERM with the real tools connected: host and viewer wait to reconnect and leave cleanly on SIGTERM', () => withRelay(async (relay) => {
   const { host, code } = await relay.aspHostReady(['--share', '--fps', '30', '--seconds', '60']);
   const view = relay.aspView(['--code', code, '--seconds', '60']);
   await view.waitForLine(/^joined: guest/);
   await relay.stop();
-  // The viewer leaves; the host, a desktop, waits for its relay to return
-  // and leaves cleanly when told to.
-  const v = await view.wait(20000);
-  assert.equal(v.signal, null, view.describe());
+  // A desktop and its viewer both wait for their relay to return, and
+  // leave cleanly when told to.
   await host.waitForLine(/^reconnecting in \d+ ms: .*1001/);
-  const h = await host.stop();
-  assert.equal(h.code, 0, host.describe());
-  host.assertNoSanitizerReport();
+  await view.waitForLine(/^reconnecting in \d+ ms: .*1001/);
+  for (const p of [host, view]) {
+    const ex = await p.stop();
+    assert.equal(ex.code, 0, p.describe());
+    p.assertNoSanitizerReport();
+  }
+}));
+
+test('SIGTERM with asp-view --no-reconnect connected: the viewer exits 1 (connection lost)', () => withRelay(async (relay) => {
+  const { code } = await relay.aspHostReady(['--share', '--fps', '30', '--seconds', '60']);
+  const view = relay.aspView(['--code', code, '--seconds', '60', '--no-reconnect']);
+  await view.waitForLine(/^joined: guest/);
+  await relay.stop();
+  await view.expectExit(1);
+  assert.match(view.stderr, /connection closed by the relay \(1001/, view.describe());
+  assert.equal(view.countLines(/^reconnecting/), 0, view.describe());
   view.assertNoSanitizerReport();
 }));
 

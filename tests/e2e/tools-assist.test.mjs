@@ -7,7 +7,7 @@
 import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { Relay, Proc, bin, delay, withRelay, parseKv, selfSignedCert, HOST_USER } from './lib.mjs';
+import { Proc, bin, delay, withRelay, withRestartable, parseKv, selfSignedCert, HOST_USER } from './lib.mjs';
 
 const ADMIN = 'root';
 const cert = selfSignedCert();
@@ -29,42 +29,6 @@ async function admin(relay, args) {
   const p = aspAdmin(relay, args);
   await p.expectExit(0);
   return p.lines;
-}
-
-// A relay that can be SIGKILLed and started again on its data directory and
-// port, so that a tool's reconnect finds it (as in durable.test.mjs).
-class RestartableRelay extends Relay {
-  constructor(args = []) {
-    super(args);
-    this.args = args;
-  }
-
-  async kill() {
-    this.proc.child.kill('SIGKILL');
-    await this.proc.exited;
-  }
-
-  async restart() {
-    this.proc = new Proc('asp-relay', bin('asp-relay'),
-      ['--listen', `127.0.0.1:${this.port}`, '--data', this.data, ...this.args]);
-    this.clients = [];
-    await this.ready();
-  }
-}
-
-async function withRestartable(body, args = []) {
-  const relay = new RestartableRelay(args);
-  try {
-    await relay.ready();
-    await body(relay);
-  } finally {
-    // closeAll fails on a tool's sanitizer report: that must show.
-    try {
-      await relay.closeAll();
-    } finally {
-      await relay.stop();
-    }
-  }
 }
 
 const metricsOf = (proc, what) => {

@@ -26,6 +26,17 @@ struct client_queue {
 	struct client_out *head, *tail;
 };
 
+/* Where connection attempts go: the URL as lws_parse_uri cut it in place,
+ * and the pieces the connect info points into. */
+struct client_target {
+	char url[512];
+	char path[512];
+	char host_hdr[300];
+	size_t addr_off;  /* the host name, inside url */
+	int port;
+	int ssl;          /* LCCSCF_* */
+};
+
 struct client {
 	struct lws_context *ctx;
 	struct lws *wsi;
@@ -56,9 +67,9 @@ struct client {
 	struct lws_client_connect_info ci;
 	struct client_timer retry_timer;
 	bool retry_pending; /* client_reconnect called from on_closed */
-	char url[512];
-	char path[512];
-	char host_hdr[300];
+	bool insecure;
+	char suffix[128];   /* the config's path, appended to each URL's */
+	struct client_target target;
 };
 
 static void client_queue_push(struct client_queue *q, struct client_out *o)
@@ -494,53 +505,77 @@ int client_reconnect(struct client *c, int64_t delay_us)
 
 /* ---- setup ---- */
 
-/* Splits the URL into the connect info.  lws_parse_uri cuts the string in
- * place and drops the path's leading '/', so the pieces live in c. */
-static int client_parse_url(struct client *c, const struct client_config *cfg,
-			    struct lws_client_connect_info *ci, char *why,
+/* Splits url into *t (the config's path appended to the URL's own). */
+static int client_parse_url(const struct client *c, const char *url,
+			    struct client_target *t, char *why,
 			    size_t why_len)
 {
 	const char *prot, *addr, *upath;
-	int port;
 	size_t n;
 
-	if (snprintf(c->url, sizeof(c->url), "%s", cfg->url) >=
-	    (int)sizeof(c->url) ||
-	    lws_parse_uri(c->url, &prot, &addr, &port, &upath) || !*addr) {
-		snprintf(why, why_len, "cannot parse relay URL '%s'", cfg->url);
+	if (snprintf(t->url, sizeof(t->url), "%s", url) >=
+	    (int)sizeof(t->url) ||
+	    lws_parse_uri(t->url, &prot, &addr, &t->port, &upath) || !*addr) {
+		snprintf(why, why_len, "cannot parse relay URL '%s'", url);
 		return -EINVAL;
 	}
+	t->ssl = 0;
 	if (!strcmp(prot, "wss") || !strcmp(prot, "https")) {
-		ci->ssl_connection = LCCSCF_USE_SSL;
-		if (cfg->insecure)
-			ci->ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
+		t->ssl = LCCSCF_USE_SSL;
+		if (c->insecure)
+			t->ssl |= LCCSCF_ALLOW_SELFSIGNED |
 				LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
 				LCCSCF_ALLOW_INSECURE | LCCSCF_ALLOW_EXPIRED;
 	} else if (strcmp(prot, "ws") && strcmp(prot, "http")) {
 		snprintf(why, why_len,
-			 "relay URL '%s' must start with ws:// or wss://",
-			 cfg->url);
+			 "relay URL '%s' must start with ws:// or wss://", url);
 		return -EINVAL;
 	}
 	/* Join the URL's path and ours without doubling the slash. */
 	n = strlen(upath);
 	while (n && upath[n - 1] == '/')
 		n--;
-	if (snprintf(c->path, sizeof(c->path), "/%.*s%s", (int)n, upath,
-		     cfg->path ? cfg->path : "") >= (int)sizeof(c->path) ||
-	    snprintf(c->host_hdr, sizeof(c->host_hdr), "%s:%d", addr, port) >=
-	    (int)sizeof(c->host_hdr)) {
-		snprintf(why, why_len, "relay URL '%s' is too long", cfg->url);
+	if (snprintf(t->path, sizeof(t->path), "/%.*s%s", (int)n, upath,
+		     c->suffix) >= (int)sizeof(t->path) ||
+	    snprintf(t->host_hdr, sizeof(t->host_hdr), "%s:%d", addr,
+		     t->port) >= (int)sizeof(t->host_hdr)) {
+		snprintf(why, why_len, "relay URL '%s' is too long", url);
 		return -EINVAL;
 	}
-	if (c->path[1] == '/')  /* empty URL path: "/" + "/host" */
-		memmove(c->path, c->path + 1, strlen(c->path));
-	ci->address = addr;
-	ci->port = port;
-	ci->path = c->path;
-	ci->host = c->host_hdr;
-	ci->origin = c->host_hdr;
+	if (t->path[1] == '/')  /* empty URL path: "/" + "/host" */
+		memmove(t->path, t->path + 1, strlen(t->path));
+	t->addr_off = (size_t)(addr - t->url);
 	return 0;
+}
+
+/* Points the connect info at c's copy of t. */
+static void client_use_target(struct client *c, const struct client_target *t)
+{
+	struct lws_client_connect_info *ci = &c->ci;
+
+	c->target = *t;
+	ci->ssl_connection = t->ssl;
+	ci->address = c->target.url + t->addr_off;
+	ci->port = t->port;
+	ci->path = c->target.path;
+	ci->host = c->target.host_hdr;
+	ci->origin = c->target.host_hdr;
+}
+
+int client_retarget(struct client *c, const char *url, char *why,
+		    size_t why_len)
+{
+	struct client_target t;
+	int err;
+
+	if (c->state != CLIENT_CLOSED || c->destroying) {
+		snprintf(why, why_len, "the connection is not closed");
+		return -EINVAL;
+	}
+	err = client_parse_url(c, url, &t, why, why_len);
+	if (!err)
+		client_use_target(c, &t);
+	return err;
 }
 
 static int client_context(struct client *c, const struct client_config *cfg)
@@ -569,6 +604,7 @@ static int client_context(struct client *c, const struct client_config *cfg)
 int client_create(struct client **out, const struct client_config *cfg,
 		  char *why, size_t why_len)
 {
+	struct client_target t;
 	struct client *c;
 	int err;
 
@@ -582,9 +618,16 @@ int client_create(struct client **out, const struct client_config *cfg,
 	c->user = cfg->user;
 	c->rx_max = cfg->max_message ? cfg->max_message
 				     : CLIENT_DEFAULT_MAX_MESSAGE;
-	err = client_parse_url(c, cfg, &c->ci, why, why_len);
+	c->insecure = cfg->insecure;
+	err = -EINVAL;
+	if (snprintf(c->suffix, sizeof(c->suffix), "%s",
+		     cfg->path ? cfg->path : "") >= (int)sizeof(c->suffix))
+		snprintf(why, why_len, "path '%s' is too long", cfg->path);
+	else
+		err = client_parse_url(c, cfg->url, &t, why, why_len);
 	if (err)
 		goto fail_free;
+	client_use_target(c, &t);
 	err = client_context(c, cfg);
 	if (err) {
 		snprintf(why, why_len, "cannot create the lws context");

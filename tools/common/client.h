@@ -14,7 +14,8 @@
  *    max_message) before the owner sees it;
  *  - the peer's close code and reason are kept for the exit status;
  *  - a lost connection can be made again on the same context
- *    (client_reconnect), with fresh per-connection state.
+ *    (client_reconnect), with fresh per-connection state, to the same
+ *    URL or another (client_retarget).
  *
  * Everything runs on the thread that calls client_run(); no function here
  * is thread-safe.  Callbacks are never made after client_destroy() starts.
@@ -112,6 +113,14 @@ int client_run(struct client *c);
  * with -ENOTCONN until the attempt starts; client_close() in the
  * meantime cancels it.  0, or -EINVAL if the connection is not closed. */
 int client_reconnect(struct client *c, int64_t delay_us);
+
+/* From on_closed only, before client_reconnect: the attempts from now on
+ * go to url (another relay of a list, or the node a redirect names), with
+ * the same path, subprotocol and TLS settings.  0, or -EINVAL (a URL that
+ * does not parse, or the connection is not closed), with a sentence in
+ * why; the old URL stays then. */
+int client_retarget(struct client *c, const char *url, char *why,
+		    size_t why_len);
 
 /* Closes the connection at once without the callbacks (safe on NULL),
  * then frees everything: queued messages, buffers, the context. */
