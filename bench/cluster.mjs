@@ -86,7 +86,7 @@ async function until(fn, ms, what) {
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms: ${what}`);
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms: ${typeof what === 'function' ? what() : what}`);
     await delay(50);
   }
 }
@@ -599,7 +599,8 @@ async function redisOps(n, clip) {
     await phase('owner_join', n, () => startAll(owners, 64, 30000, 'owners'));
     await phase('share', n, async () => {
       for (const h of hosts) h.ws.send(JSON.stringify({ type: 'share' }));
-      await until(() => hosts.every((h) => h.code), 30000, 'codes');
+      await until(() => hosts.every((h) => h.code), 30000,
+        () => `codes: ${hosts.filter((h) => !h.code).length} hosts without one, e.g. ${hosts.find((h) => !h.code)?.events.join(' ')}`);
     });
     const guests = hosts.map((h) => viewPeer(cl, [b.url], { code: h.code }, `guest ${h.label}`));
     await phase('guest_join_redirected', n, () => startAll(guests, 64, 30000, 'guests'));
