@@ -719,16 +719,31 @@ async function scale(loads) {
 
 // ---------------------------------------------------------------------------
 
+// A part that fails is recorded (mode cluster-error, with its error) and
+// the next part runs anyway; the exit status says something failed.
 async function main() {
   fs.mkdirSync(OUT, { recursive: true });
   const clip = encodeClip();
-  if (PARTS.includes('failover')) for (const [n, kills] of SIZE.failover) await failover(n, kills, clip);
-  if (PARTS.includes('join')) await joinTimes(SIZE.joins, clip);
-  if (PARTS.includes('redis')) await redisOps(SIZE.sessions, clip);
-  if (PARTS.includes('scale') && SIZE.loads.length) await scale(SIZE.loads);
+  const parts = [];
+  if (PARTS.includes('failover')) for (const [n, kills] of SIZE.failover) parts.push([`failover-${n}`, () => failover(n, kills, clip)]);
+  if (PARTS.includes('join')) parts.push(['join', () => joinTimes(SIZE.joins, clip)]);
+  if (PARTS.includes('redis')) parts.push(['redis', () => redisOps(SIZE.sessions, clip)]);
+  if (PARTS.includes('scale') && SIZE.loads.length) parts.push(['scale', () => scale(SIZE.loads)]);
+  let failed = 0;
+  for (const [name, run] of parts) {
+    try {
+      await run();
+    } catch (e) {
+      failed++;
+      record({ mode: 'cluster-error', part: name, error: String(e.message).slice(0, 1000) });
+      console.error(`bench/cluster.mjs: ${name}: ${e.stack || e.message}`);
+      say(`  ${name} failed: ${String(e.message).split('\n')[0]}`);
+    }
+  }
+  return failed;
 }
 
-main().then(() => process.exit(0), (e) => {
+main().then((failed) => process.exit(failed ? 1 : 0), (e) => {
   console.error(`bench/cluster.mjs: ${e.stack || e.message}`);
   process.exit(1);
 });
