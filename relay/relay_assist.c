@@ -22,11 +22,24 @@ static struct relay_session *relay_assist_session(struct relay *r,
 	return relay_map_get(&r->by_desktop, desktop);
 }
 
+/* The desktop's session if this relay serves it (its host is here); in a
+ * cluster a session without its host is only viewers waiting, and the
+ * desktop lives on the node holding it. */
+static struct relay_session *relay_assist_served(struct relay *r,
+						 const char *desktop)
+{
+	struct relay_session *s = relay_assist_session(r, desktop);
+
+	return s && s->host ? s : NULL;
+}
+
 /* Sends json (taken) to the desktop's host and owner: here, or on the
  * node that holds the desktop (a "tell" on the bus). */
 static void relay_assist_send(struct relay *r, const char *desktop, char *json)
 {
-	struct relay_session *s = relay_assist_session(r, desktop);
+	struct relay_session *s = relay_cluster_on(r) ?
+		relay_assist_served(r, desktop) :
+		relay_assist_session(r, desktop);
 
 	if (s || !relay_cluster_on(r) || !json) {
 		if (s)
@@ -111,7 +124,7 @@ static int relay_assist_slot_free_for(struct relay *r, const char *desktop,
 	char *text;
 	int err;
 
-	if (s || !relay_cluster_on(r)) {
+	if ((s && s->host) || !relay_cluster_on(r)) {
 		if (!s || !s->host)
 			return -PROTO_E_OFFLINE;
 		if (user)
@@ -269,7 +282,7 @@ static int relay_assist_finish(struct relay *r, struct relay_store_assist *a,
 
 	if (err)
 		return err;
-	if (!s && relay_cluster_on(r)) {
+	if ((!s || !s->host) && relay_cluster_on(r)) {
 		/* The desktop's node closes its administrator and tells. */
 		relay_cluster_publish(r, json_pack("{s:s, s:s, s:s}", "op",
 			"assist_end", "desktop", a->desktop, "id", a->id));
@@ -282,18 +295,21 @@ static int relay_assist_finish(struct relay *r, struct relay_store_assist *a,
 void relay_assist_ended(struct relay *r, const char *desktop, const char *id)
 {
 	struct relay_session *s = relay_assist_session(r, desktop);
+	struct relay_conn *admin;
 
 	if (!s)
 		return;
-	if (!strcmp(s->assist_id, id)) {
+	/* The desktop side is told first: closing the administrator may
+	 * free a session nobody else holds. */
+	admin = !strcmp(s->assist_id, id) ? s->guest : NULL;
+	if (!strcmp(s->assist_id, id))
 		s->assist_id[0] = '\0';
-		if (s->guest)
-			relay_conn_refuse(s->guest, -PROTO_E_ENDED,
-					  "Remote assistance ended.");
-	}
 	relay_owner_tell(s, proto_ctrl_build(PROTO_MSG_NOTIFY,
 		"{s:s, s:s, s:s}", "event", "assist_ended", "message",
 		"Remote assistance ended.", "id", id));
+	if (admin)
+		relay_conn_refuse(admin, -PROTO_E_ENDED,
+				  "Remote assistance ended.");
 }
 
 static void relay_assist_user_end(struct relay_conn *c)
@@ -338,6 +354,7 @@ void relay_assist_join(struct relay_conn *c, const char *id)
 	struct relay *r = c->relay;
 	struct relay_store_assist a;
 	struct relay_session *s;
+	bool rejoin = false;
 	int err = -PROTO_E_NO_PERMISSION;
 
 	if (c->who.role == PROTO_ROLE_ADMIN)
@@ -350,12 +367,18 @@ void relay_assist_join(struct relay_conn *c, const char *id)
 	if (!err && a.state == RELAY_ASSIST_ACCEPTED &&
 	    a.expires_at <= relay_clock_s(r))
 		err = -PROTO_E_EXPIRED;
-	if (!err && a.state != RELAY_ASSIST_ACCEPTED)
+	rejoin = !err && a.state == RELAY_ASSIST_ACTIVE;
+	if (!err && a.state != RELAY_ASSIST_ACCEPTED && !rejoin)
 		err = a.state == RELAY_ASSIST_EXPIRED ? -PROTO_E_EXPIRED :
 							-PROTO_E_STATE;
+	/* Decided here, with the session in hand: the join was routed to
+	 * the desktop's node, and a cluster's list may be out of date. */
+	s = err ? NULL : relay_assist_served(r, a.desktop);
 	if (!err)
-		err = relay_assist_slot_free(r, a.desktop);
-	if (!err)
+		err = !s ? -PROTO_E_OFFLINE : s->guest ? -PROTO_E_BUSY : 0;
+	/* Rejoining an active assistance (its administrator was sent to
+	 * the desktop's new node) needs no change of state. */
+	if (!err && !rejoin)
 		err = relay_assist_move(r, &a, RELAY_ASSIST_ACTIVE,
 					c->who.user, c->who.user);
 	if (err) {
@@ -365,7 +388,6 @@ void relay_assist_join(struct relay_conn *c, const char *id)
 				  "This remote assistance invited another administrator.");
 		return;
 	}
-	s = relay_assist_session(r, a.desktop);
 	snprintf(s->assist_id, sizeof(s->assist_id), "%s", a.id);
 	relay_session_attach_viewer(s, c, RELAY_ROLE_ASSIST);
 	relay_owner_notify(s, "assist_started", "Remote assistance started.",

@@ -58,6 +58,7 @@ static void relay_bus_events_out(struct relay *r, json_t *j)
 static const struct relay_cluster_hooks relay_bus_hooks = {
 	.lost = relay_bus_lost,
 	.bus = relay_bus_msg,
+	.resync = relay_session_resync,
 };
 
 void relay_bus_init(struct relay *r)

@@ -28,10 +28,6 @@
 #define RELAY_DESKTOPS "asp:desktops"
 /* After a failed call, no new connection attempt for this long. */
 #define RELAY_REDIS_RETRY_US (500 * 1000)
-/* A lease counts as valid until this share of its time has passed since
- * the renewal Redis confirmed was sent: the rest is the margin for the
- * renewal's way to Redis and for timers that fire late. */
-#define RELAY_LEASE_SAFE(ms) ((uint64_t)(ms) * 900)
 
 /* Takes the lease if free or ours: {1} taken; {0, holder, pttl, url}. */
 static const char RELAY_LUA_CLAIM[] =
@@ -76,6 +72,12 @@ static const char RELAY_LUA_LIST[] =
 	"    out[#out + 1] = all[i] out[#out + 1] = all[i + 1] "
 	"  else redis.call('HDEL', KEYS[1], all[i]) end "
 	"end return out";
+
+/* One desktop's entry if its lease exists (else it is removed). */
+static const char RELAY_LUA_ENTRY[] =
+	"if redis.call('EXISTS', 'asp:lease:' .. ARGV[1]) == 1 then "
+	"  return redis.call('HGET', KEYS[1], ARGV[1]) end "
+	"redis.call('HDEL', KEYS[1], ARGV[1]) return false";
 
 #define RELAY_CL_OF(t, field)                                               \
 	((struct relay_cluster *)(void *)((char *)(t) -                      \
@@ -129,6 +131,21 @@ struct relay_cluster {
 	struct relay_cluster_stats stats;
 };
 
+/* A lease counts as valid until lease_ms less this margin has passed
+ * since the renewal Redis confirmed was sent: the margin covers the
+ * renewal's way to Redis, timers that fire late, and a loop held up by
+ * one synchronous call that waits its whole --redis-timeout-ms (twice:
+ * a reconnect, then the call).  relay_cluster_open refuses settings that
+ * leave less than half the lease valid. */
+static uint64_t relay_cluster_safe_us(const struct relay_cluster *cl)
+{
+	uint64_t margin_ms = cl->lease_ms / 10;
+
+	if (margin_ms < 2ull * cl->timeout_ms)
+		margin_ms = 2ull * cl->timeout_ms;
+	return ((uint64_t)cl->lease_ms - margin_ms) * 1000;
+}
+
 /* ---- the URL and the node ------------------------------------------ */
 
 static void relay_cluster_default_url(struct relay_cluster *cl,
@@ -136,10 +153,16 @@ static void relay_cluster_default_url(struct relay_cluster *cl,
 {
 	const char *host = r->cfg.listen_host;
 
-	if (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::"))
+	if (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::")) {
+		/* Right only for nodes on one machine: every node would send
+		 * clients to its own 127.0.0.1. */
+		relay_log("cluster-warning",
+			  "listen=%s node-url=ws://127.0.0.1:%d why=give --node-url for nodes on several machines",
+			  host[0] ? host : "*", port);
 		host = "127.0.0.1";
-	snprintf(cl->url, sizeof(cl->url), "%s://%s:%d", r->tls ? "wss" : "ws",
-		 host, port);
+	}
+	snprintf(cl->url, sizeof(cl->url), strchr(host, ':') ? "%s://[%s]:%d" :
+		 "%s://%s:%d", r->tls ? "wss" : "ws", host, port);
 }
 
 static void relay_cluster_default_id(struct relay_cluster *cl)
@@ -243,12 +266,28 @@ static uint64_t relay_cluster_round_us(const struct relay_cluster *cl)
  * is there (or being made) and its last round was answered in time.  A
  * hung Redis (stopped, or a network that drops packets) shows as a
  * round left unanswered; from then on no caller waits for a timeout. */
+/* A round of renewals unanswered for a third of the lease, judged at
+ * the start of this loop turn: an answer that came while the loop was
+ * busy (a burst of changes, each a round trip) is read in the next turn,
+ * before any other socket (relay_loop_attach_redis gives the Redis
+ * watchers the highest priority), so a busy loop is not taken for a
+ * hung Redis. */
+static bool relay_cluster_overdue(const struct relay_cluster *cl)
+{
+	uint64_t turn = relay_turn_mono_us();
+
+	return cl->renewing && turn > cl->round_sent_us &&
+	       turn - cl->round_sent_us >= relay_cluster_round_us(cl);
+}
+
+/* Whether Redis looks alive without asking it: the renewal connection
+ * is up and its last round was answered in time.  A hung Redis (stopped,
+ * or a network that drops packets) shows as a round left unanswered; a
+ * dead one as the connection gone.  From then on no caller waits for a
+ * timeout. */
 static bool relay_cluster_healthy(const struct relay_cluster *cl)
 {
-	if (!cl->cmd)
-		return false;
-	return !cl->renewing ||
-	       relay_mono_us() - cl->round_sent_us < relay_cluster_round_us(cl);
+	return cl->cmd && cl->cmd_up && !relay_cluster_overdue(cl);
 }
 
 /* One command on the synchronous connection; NULL (and the connection
@@ -374,6 +413,10 @@ int relay_cluster_claim(struct relay *r, const char *desktop,
 	if (rep->element[0]->integer != 1) {
 		*where = relay_cluster_where(cl, rep, 1, url, url_len);
 		freeReplyObject(rep);
+		/* Another node holds what this one thought it held: this
+		 * node stops serving it at once. */
+		if (relay_cluster_lease(cl, desktop))
+			relay_cluster_lose(cl, desktop, "taken");
 		if (*where == RELAY_WHERE_THERE)
 			cl->stats.redirects++;
 		/* HERE cannot come back from a refused claim; NOWHERE means
@@ -391,7 +434,7 @@ int relay_cluster_claim(struct relay *r, const char *desktop,
 		relay_map_put(&cl->leases, l->desktop, l);
 		relay_log("lease-taken", "node=%s desktop=%s", cl->id, desktop);
 	}
-	l->valid_until_us = sent + RELAY_LEASE_SAFE(cl->lease_ms);
+	l->valid_until_us = sent + relay_cluster_safe_us(cl);
 	relay_cluster_fence_arm(cl);
 	*where = RELAY_WHERE_HERE;
 	return 0;
@@ -441,7 +484,15 @@ void relay_cluster_release(struct relay *r, const char *desktop)
 
 bool relay_cluster_holds(const struct relay *r, const char *desktop)
 {
-	return r->cluster && relay_cluster_lease(r->cluster, desktop);
+	const struct relay_lease *l = r->cluster ?
+		relay_cluster_lease(r->cluster, desktop) : NULL;
+
+	return l && l->valid_until_us > relay_mono_us();
+}
+
+void relay_cluster_drop(struct relay *r, const char *desktop)
+{
+	relay_cluster_lose(r->cluster, desktop, "taken");
 }
 
 size_t relay_cluster_leases(const struct relay *r)
@@ -533,12 +584,16 @@ static void relay_cluster_sub_cb(redisAsyncContext *ac, void *reply, void *arg)
 		cl->sub_up = true;
 		relay_log("bus-subscribed", "node=%s", cl->id);
 		relay_cluster_note(cl, "");
+		if (cl->hooks && cl->hooks->resync && !cl->closing)
+			cl->hooks->resync(cl->relay);
 		return;
 	}
 	if (rep->element[2]->type == REDIS_REPLY_STRING)
 		relay_cluster_bus_msg(cl, rep->element[2]->str,
 				      rep->element[2]->len);
 }
+
+static void relay_cluster_async_free(redisAsyncContext *ac);
 
 static void relay_cluster_async_gone(const redisAsyncContext *ac, int status)
 {
@@ -551,6 +606,11 @@ static void relay_cluster_async_gone(const redisAsyncContext *ac, int status)
 		cl->cmd = NULL;
 		cl->cmd_up = false;
 		cl->renewing = 0;
+		/* The bus goes with it and is made again with it, so a
+		 * subscriber on a connection that died quietly is not kept. */
+		relay_cluster_async_free(cl->sub);
+		cl->sub = NULL;
+		cl->sub_up = false;
 	} else if (ac == cl->sub) {
 		cl->sub = NULL;
 		cl->sub_up = false;
@@ -591,6 +651,9 @@ static redisAsyncContext *relay_cluster_async_new(struct relay_cluster *cl)
 		return NULL;
 	}
 	ac->data = cl;
+	/* hiredis has no timeouts of its own on these connections: TCP
+	 * keepalive finds one whose peer vanished (a machine gone). */
+	redisEnableKeepAlive(&ac->c);
 	redisAsyncSetConnectCallback(ac, relay_cluster_async_connected);
 	redisAsyncSetDisconnectCallback(ac, relay_cluster_async_gone);
 	redisAsyncCommand(ac, NULL, NULL, "SELECT %d", cl->db);
@@ -639,7 +702,7 @@ static void relay_cluster_renewed(redisAsyncContext *ac, void *reply, void *arg)
 			continue;
 		if (e->integer == 1) {
 			l->valid_until_us = rn->sent_us +
-					    RELAY_LEASE_SAFE(cl->lease_ms);
+					    relay_cluster_safe_us(cl);
 			cl->stats.renewals++;
 		} else {
 			relay_cluster_lose(cl, rn->lease[i].desktop, "taken");
@@ -729,6 +792,21 @@ static void relay_cluster_renew(struct relay_timer *t)
 
 	relay_timer_start(t, relay_cluster_round_us(cl));
 	relay_cluster_note(cl, "no answer to the lease renewals within a third of --lease-ms");
+	/* No answer for a whole lease: the connections are dropped and made
+	 * again, in case the silence is a connection that died quietly. */
+	if (cl->cmd && cl->renewing &&
+	    w.now - cl->round_sent_us >= (uint64_t)cl->lease_ms * 1000) {
+		relay_log("redis-reconnect", "node=%s why=no answer for a whole lease",
+			  cl->id);
+		relay_cluster_async_free(cl->cmd);
+		relay_cluster_async_free(cl->sub);
+		cl->cmd = cl->sub = NULL;
+		cl->cmd_up = cl->sub_up = false;
+		cl->renewing = 0;
+		relay_cluster_note(cl, "no answer for a whole lease");
+		relay_cluster_async_up(cl);
+		return;
+	}
 	if (!cl->cmd || !cl->cmd_up || cl->renewing)
 		return;
 	cl->round_sent_us = w.now;
@@ -806,8 +884,9 @@ int relay_cluster_each_desktop(struct relay *r,
 
 int relay_cluster_desktop(struct relay *r, const char *desktop, char **out)
 {
-	redisReply *rep = relay_cluster_call(r->cluster, "HGET " RELAY_DESKTOPS
-					     " %s", desktop);
+	redisReply *rep = relay_cluster_call(r->cluster, "EVAL %s 1 "
+					     RELAY_DESKTOPS " %s",
+					     RELAY_LUA_ENTRY, desktop);
 	int rc = -PROTO_E_NOT_FOUND;
 
 	*out = NULL;
@@ -824,8 +903,8 @@ int relay_cluster_desktop(struct relay *r, const char *desktop, char **out)
 int relay_cluster_publish(struct relay *r, json_t *msg)
 {
 	struct relay_cluster *cl = r->cluster;
-	redisReply *rep;
 	char *text;
+	int err;
 
 	if (!msg) {
 		relay_log_build_failed("to=bus");
@@ -838,12 +917,15 @@ int relay_cluster_publish(struct relay *r, json_t *msg)
 		relay_log_build_failed("to=bus");
 		return -PROTO_E_INTERNAL;
 	}
-	rep = relay_cluster_call(cl, "PUBLISH " RELAY_BUS " %s", text);
+	/* On the renewal connection, answer unread: a publish is one
+	 * write, not a round trip the loop waits for. */
+	err = relay_cluster_healthy(cl) &&
+	      redisAsyncCommand(cl->cmd, NULL, NULL, "PUBLISH " RELAY_BUS " %s",
+				text) == REDIS_OK ? 0 : -PROTO_E_UNAVAILABLE;
 	free(text);
-	if (!rep)
-		return -PROTO_E_UNAVAILABLE;
-	freeReplyObject(rep);
-	return 0;
+	if (err)
+		cl->stats.redis_errors++;
+	return err;
 }
 
 /* ---- life ------------------------------------------------------------ */
@@ -882,8 +964,11 @@ int relay_cluster_open(struct relay *r, int port, char *why, size_t why_len)
 	relay_cluster_async_up(cl);
 	/* The node key at once, so redirects to this node work from the
 	 * start; then the regular rounds. */
-	freeReplyObject(relay_cluster_call(cl, "SET asp:node:%s %s PX %u",
-					   cl->id, cl->url, cl->lease_ms));
+	/* On the synchronous connection, before the renewal connection is
+	 * up (relay_cluster_call would wait for that). */
+	if (relay_cluster_sync(cl))
+		freeReplyObject(redisCommand(cl->sync, "SET asp:node:%s %s PX %u",
+					     cl->id, cl->url, cl->lease_ms));
 	relay_timer_start(&cl->renew_timer, relay_cluster_round_us(cl));
 	return 0;
 }
@@ -912,6 +997,12 @@ void relay_cluster_leave(struct relay *r)
 	cl->closing = true;
 	relay_log("cluster-leave", "node=%s desktops=%zu", cl->id,
 		  cl->leases.count);
+	/* The renewal connection first, so no renewal of ours lands after
+	 * the node key is gone. */
+	relay_cluster_async_free(cl->cmd);
+	relay_cluster_async_free(cl->sub);
+	cl->cmd = cl->sub = NULL;
+	cl->cmd_up = cl->sub_up = false;
 	rep = relay_cluster_call(cl, "DEL asp:node:%s", cl->id);
 	freeReplyObject(rep);
 	relay_map_each(&cl->leases, relay_cluster_release_one, cl);

@@ -53,6 +53,10 @@ struct relay_cluster_hooks {
 	/* An event another node published (msg is a JSON object with at
 	 * least "op"; borrowed for the call). */
 	void (*bus)(struct relay *r, const struct json_t *msg);
+	/* The bus was (re)subscribed: what it carried while this node was
+	 * not listening is lost, so the layers above check again what it
+	 * would have told them. */
+	void (*resync)(struct relay *r);
 };
 
 struct relay_cluster_stats {
@@ -100,8 +104,12 @@ int relay_cluster_locate(struct relay *r, const char *desktop,
 /* Gives the lease up (compare-and-delete) and removes the desktop from
  * the cluster's list.  Quiet if this node does not hold it. */
 void relay_cluster_release(struct relay *r, const char *desktop);
-/* Whether this node holds desktop's lease now (no Redis call). */
+/* Whether this node holds desktop's lease now and its time is not up
+ * (no Redis call). */
 bool relay_cluster_holds(const struct relay *r, const char *desktop);
+/* Another node showed it holds desktop: this node's lease is lost now
+ * (the lost hook runs). */
+void relay_cluster_drop(struct relay *r, const char *desktop);
 
 /* The desktop's entry in the cluster-wide list (a JSON object this node
  * writes on every change of a desktop it holds). */
@@ -113,7 +121,8 @@ int relay_cluster_each_desktop(struct relay *r,
 			       int (*cb)(const char *desktop, const char *json,
 					 void *arg),
 			       void *arg);
-/* The entry of one desktop, or -PROTO_E_NOT_FOUND; *out is malloc'd. */
+/* The entry of one desktop whose lease exists, or -PROTO_E_NOT_FOUND;
+ * *out is malloc'd. */
 int relay_cluster_desktop(struct relay *r, const char *desktop, char **out);
 
 /* Sends a PING on the renewal connection and calls cb when Redis

@@ -108,7 +108,8 @@ void relay_config_usage(FILE *to)
 "  --node-id ID         this node's name in the cluster (default: drawn at start)\n"
 "  --lease-ms MS        a desktop's lease without renewal (default 3000; the same\n"
 "                       on every node)\n"
-"  --redis-timeout-ms MS  the longest one Redis call may wait (default 250)\n"
+"  --redis-timeout-ms MS  the longest one Redis call may wait (default 250; at\n"
+"                       most a quarter of --lease-ms)\n"
 "  --check              load the settings, say whether they are good, exit\n"
 "  --version            print the version and exit\n"
 "  -h, --help           this text\n"
@@ -748,6 +749,15 @@ int relay_config_load(struct relay_config *cfg, int argc, char **argv,
 		rc = relay_config_flags(cfg, true, why, whylen);
 	if (rc == RELAY_CONFIG_RUN && !cfg->tls_cert != !cfg->tls_key) {
 		relay_why(why, whylen, "tls-cert and tls-key go together");
+		rc = RELAY_CONFIG_ERROR;
+	}
+	/* A call that waits its whole timeout must not outlast the margin
+	 * a lease keeps (docs/cluster.md, fencing). */
+	if (rc == RELAY_CONFIG_RUN && cfg->redis &&
+	    4ull * cfg->redis_timeout_ms > cfg->lease_ms) {
+		relay_why(why, whylen,
+			  "redis-timeout-ms %u must be at most a quarter of lease-ms %u",
+			  cfg->redis_timeout_ms, cfg->lease_ms);
 		rc = RELAY_CONFIG_ERROR;
 	}
 	if (rc != RELAY_CONFIG_RUN)

@@ -1052,8 +1052,13 @@ static void relay_conn_keepalive(struct relay_timer *t)
 	uint64_t hangup = (uint64_t)c->relay->cfg.keepalive_secs * 1000000u;
 	uint64_t ping = relay_conn_ping_us(c->relay);
 	uint64_t now = relay_turn_mono_us();
-	uint64_t idle = now > c->last_rx_us ? now - c->last_rx_us : 0;
+	uint64_t idle;
 
+	/* A deferred hello or join reads nothing (not even a pong) while
+	 * it waits, within its own deadline: its silence is ours. */
+	if (c->deferred)
+		c->last_rx_us = now;
+	idle = now > c->last_rx_us ? now - c->last_rx_us : 0;
 	if (idle >= hangup) {
 		relay_log("keepalive-timeout", "desktop=%s role=%d",
 			  c->session ? c->session->desktop : "-", c->role);

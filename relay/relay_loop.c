@@ -65,7 +65,18 @@ void *relay_loop_native(struct relay_loop *l)
 
 int relay_loop_attach_redis(struct relay_loop *l, struct redisAsyncContext *ac)
 {
-	return redisLibevAttach(l->ev, ac) == REDIS_OK ? 0 : -1;
+	redisLibevEvents *e;
+
+	if (redisLibevAttach(l->ev, ac) != REDIS_OK)
+		return -1;
+	/* Redis's answers first in a turn: a lease renewal's answer is read
+	 * before a burst of other sockets keeps the loop busy (relay_cluster
+	 * judges Redis's health by it).  The watchers are not started yet,
+	 * which ev_set_priority needs. */
+	e = ac->ev.data;
+	ev_set_priority(&e->rev, EV_MAXPRI);
+	ev_set_priority(&e->wev, EV_MAXPRI);
+	return 0;
 }
 
 static void relay_loop_signal_cb(struct ev_loop *ev, ev_signal *w, int revents)

@@ -363,14 +363,17 @@ static int relay_session_find(struct relay *r, enum relay_collab_by by,
 	return err;
 }
 
-/* Whether no desktop holds code yet: in a cluster, any node's desktop. */
-static bool relay_session_code_free(struct relay *r, const char *code)
+/* 0 if no desktop holds code yet (in a cluster, any node's desktop),
+ * -PROTO_E_STATE if one does, or the store's error. */
+static int relay_session_code_free(struct relay *r, const char *code)
 {
 	struct relay_row row;
+	int err;
 
-	return !relay_cluster_on(r) ||
-	       relay_session_find(r, RELAY_COLLAB_BY_CODE, code, &row) ==
-		       -PROTO_E_NOT_FOUND;
+	if (!relay_cluster_on(r))
+		return 0;
+	err = relay_session_find(r, RELAY_COLLAB_BY_CODE, code, &row);
+	return err == -PROTO_E_NOT_FOUND ? 0 : err ? err : -PROTO_E_STATE;
 }
 
 /* The desktop as the store keeps it, brought up on this node. */
@@ -421,6 +424,36 @@ static int relay_session_adopt(struct relay *r, const char *desktop,
 		*out = NULL;
 	}
 	return err;
+}
+
+/* A session kept here without its host (viewers waiting) whose desktop
+ * this node just took: the store's code and owner key replace what it
+ * had, which another node may have changed meanwhile. */
+static int relay_session_refresh(struct relay_session *s)
+{
+	struct relay *r = s->relay;
+	char canon[PROTO_CODE_CANON_LEN];
+	struct relay_row row;
+	int err = relay_session_find(r, RELAY_COLLAB_BY_DESKTOP, s->desktop,
+				     &row);
+
+	if (err == -PROTO_E_NOT_FOUND)
+		return 0; /* nothing stored: what it has stands */
+	if (err)
+		return err;
+	relay_session_drop_code(s);
+	if (row.code[0] && proto_code_normalize(row.code, canon) == 0) {
+		snprintf(s->code, sizeof(s->code), "%s", canon);
+		relay_map_put(&r->by_code, s->code, s);
+	}
+	if (strlen(row.owner_key) == RELAY_OWNER_KEY_LEN &&
+	    strcmp(row.owner_key, s->owner_key) != 0) {
+		relay_map_del(&r->by_owner, s->owner_key);
+		snprintf(s->owner_key, sizeof(s->owner_key), "%s",
+			 row.owner_key);
+		relay_map_put(&r->by_owner, s->owner_key, s);
+	}
+	return 0;
 }
 
 json_t *relay_session_json(const struct relay_session *s)
@@ -496,9 +529,12 @@ static bool relay_session_route(struct relay_conn *c, const char *desktop,
 }
 
 /* A join, in a cluster: true if it goes on here, as on one relay (a
- * code, key or request no node knows is refused by that path too). */
+ * code, key or request no node knows is refused by that path too).  An
+ * owner whose desktop no node holds waits here in a session brought up
+ * from the store, returned in *made. */
 static bool relay_session_route_join(struct relay_conn *c, const char *code,
-				     const char *key, const char *assist)
+				     const char *key, const char *assist,
+				     struct relay_session **made)
 {
 	struct relay *r = c->relay;
 	char canon[PROTO_CODE_CANON_LEN];
@@ -546,7 +582,7 @@ static bool relay_session_route_join(struct relay_conn *c, const char *code,
 		relay_conn_refuse(c, -PROTO_E_OFFLINE, NULL);
 		return false;
 	}
-	if (key && !s && !relay_session_from_row(r, &row)) {
+	if (key && !s && !(*made = relay_session_from_row(r, &row))) {
 		relay_conn_refuse(c, -PROTO_E_INTERNAL, NULL);
 		return false;
 	}
@@ -559,6 +595,9 @@ static void relay_session_send_away(struct relay_session *s, int err,
 {
 	struct relay_conn *c[3] = { s->host, s->owner, s->guest };
 
+	/* An assisting administrator sent elsewhere keeps the assistance:
+	 * it rejoins the desktop's node with the same id. */
+	s->assist_id[0] = '\0';
 	for (int i = 0; i < 3; i++) {
 		if (!c[i])
 			continue;
@@ -584,10 +623,13 @@ void relay_session_moved(struct relay *r, const char *desktop,
 {
 	struct relay_session *s = relay_map_get(&r->by_desktop, desktop);
 
-	/* Only viewers waiting for a host that came up on another node;
-	 * a session with its host here holds the lease. */
+	/* Viewers waiting for a host that came up on another node go
+	 * there.  A host here means two nodes think they serve it: this one
+	 * stops (its lease is lost; the lost hook sends everyone away). */
 	if (s && !s->host)
 		relay_session_send_away(s, 0, NULL, url);
+	else if (s && relay_cluster_holds(r, desktop))
+		relay_cluster_drop(r, desktop);
 }
 
 void relay_session_tell(struct relay *r, const char *desktop, char *json)
@@ -701,7 +743,9 @@ void relay_session_host_hello(struct relay_conn *c, const struct proto_ctrl *m)
 		return;
 	s = relay_map_get(&r->by_desktop, desktop);
 	err = 0;
-	if (!s && relay_cluster_on(r))
+	if (s && !s->host && relay_cluster_on(r))
+		err = relay_session_refresh(s);
+	else if (!s && relay_cluster_on(r))
 		err = relay_session_adopt(r, desktop, c->who.user, &s);
 	else if (!s && !(s = relay_session_new(r, desktop, NULL)))
 		err = -PROTO_E_INTERNAL;
@@ -742,12 +786,16 @@ static int relay_new_code(struct relay *r, char out[PROTO_CODE_CANON_LEN])
 	unsigned char rnd[32];
 
 	for (int tries = 0; tries < 16; tries++) {
+		int err;
+
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 			return -PROTO_E_INTERNAL;
-		if (proto_code_from_random(rnd, sizeof(rnd), out) == 0 &&
-		    !relay_map_get(&r->by_code, out) &&
-		    relay_session_code_free(r, out))
-			return 0;
+		if (proto_code_from_random(rnd, sizeof(rnd), out) != 0 ||
+		    relay_map_get(&r->by_code, out))
+			continue;
+		err = relay_session_code_free(r, out);
+		if (err != -PROTO_E_STATE)
+			return err; /* free, or the store cannot say */
 	}
 	return -PROTO_E_INTERNAL;
 }
@@ -1056,6 +1104,7 @@ void relay_session_join(struct relay_conn *c, const struct proto_ctrl *m)
 {
 	const char *code = proto_ctrl_str(m, "code");
 	const char *key = proto_ctrl_str(m, "owner_key");
+	struct relay_session *made = NULL;
 	int64_t retry_after;
 	int err;
 
@@ -1080,7 +1129,7 @@ void relay_session_join(struct relay_conn *c, const struct proto_ctrl *m)
 	/* In a cluster the join is decided on the desktop's node. */
 	if (relay_cluster_on(c->relay) &&
 	    !relay_session_route_join(c, code, key,
-				      proto_ctrl_str(m, "assist")))
+				      proto_ctrl_str(m, "assist"), &made))
 		return;
 	if (code)
 		relay_session_join_guest(c, code);
@@ -1090,6 +1139,10 @@ void relay_session_join(struct relay_conn *c, const struct proto_ctrl *m)
 		c->relay->assist_hooks->join(c, proto_ctrl_str(m, "assist"));
 	else
 		relay_conn_send_error(c, -PROTO_E_STATE, NULL);
+	/* A session brought up for this owner, who was refused after all
+	 * (another user's key): nothing holds it. */
+	if (made)
+		relay_session_maybe_free(made);
 }
 
 void relay_session_viewer_msg(struct relay_conn *c, const struct proto_ctrl *m)
@@ -1394,6 +1447,53 @@ void relay_session_revoke_collab(struct relay *r, const char *user)
 	relay_map_each(&r->by_desktop, relay_revoke_collect, &x);
 	for (size_t i = 0; i < x.n; i++)
 		relay_revoke_one(x.hit[i], user);
+	free(x.hit);
+}
+
+/* ---- the cluster's resync ------------------------------------------ */
+
+static void relay_resync_collect(const char *key, void *val, void *arg)
+{
+	struct relay_revoke *x = arg;
+
+	(void)key;
+	if (x->n == x->cap) {
+		x->cap = x->cap ? x->cap * 2 : 8;
+		x->hit = relay_xrealloc(x->hit, x->cap * sizeof(*x->hit));
+	}
+	x->hit[x->n++] = val;
+}
+
+void relay_session_resync(struct relay *r)
+{
+	struct relay_revoke x = { .user = NULL };
+
+	/* Acting edits the map, so collect first; one session's action
+	 * never frees another. */
+	relay_map_each(&r->by_desktop, relay_resync_collect, &x);
+	for (size_t i = 0; i < x.n; i++) {
+		struct relay_session *s = x.hit[i];
+		struct relay_conn *g = s->guest;
+		enum relay_where where;
+		char url[RELAY_NODE_URL_MAX + 1];
+
+		if (g && g->role == RELAY_ROLE_GUEST &&
+		    (relay_session_permitted(r, g->who.user, RELAY_PERM_COLLAB) ==
+			     -PROTO_E_NO_PERMISSION ||
+		     relay_session_permitted(r, s->user, RELAY_PERM_COLLAB) ==
+			     -PROTO_E_NO_PERMISSION)) {
+			relay_log("collab-revoked", "desktop=%s why=resync",
+				  s->desktop);
+			relay_conn_refuse(g, -PROTO_E_NO_PERMISSION,
+					  RELAY_REVOKED_MSG);
+			continue; /* the detach may have freed s */
+		}
+		if (!s->host &&
+		    relay_cluster_locate(r, s->desktop, &where, url,
+					 sizeof(url)) == 0 &&
+		    where == RELAY_WHERE_THERE)
+			relay_session_send_away(s, 0, NULL, url);
+	}
 	free(x.hit);
 }
 

@@ -106,6 +106,10 @@ void relay_session_lease_lost(struct relay *r, const char *desktop);
  * are redirected there. */
 void relay_session_moved(struct relay *r, const char *desktop,
 			 const char *url);
+/* The bus was (re)subscribed, so a revoke or lease event may have been
+ * missed: every collaborator is held to its permission again, and every
+ * viewer waiting here for a host that came up elsewhere is sent there. */
+void relay_session_resync(struct relay *r);
 /* Sends json (taken) to desktop's host and owner if it is here. */
 void relay_session_tell(struct relay *r, const char *desktop, char *json);
 /* The desktop as the admin API shows it, owner_key included. */

@@ -606,8 +606,7 @@ static int store_connect(struct store_redis *s, int64_t deadline)
 	if (s->c)
 		return 0;
 	now = mono_ms();
-	/* With a gate, the gate knows when Redis is back. */
-	if (now < s->retry_at && !s->gate)
+	if (now < s->retry_at)
 		return -PROTO_E_STORAGE; /* why still says the last failure */
 	c = redisConnectWithTimeout(s->host, s->port, ms_tv(s->timeout_ms));
 	if (!c)

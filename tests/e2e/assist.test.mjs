@@ -193,3 +193,32 @@ test('only an administrator can join an assistance', () => withRelay(async (rela
   v.send({ type: 'join', assist: req.id });
   await v.expectRefusal('no_permission', 4009);
 }));
+
+// Review finding: ending an assistance through the admin API while the
+// desktop's host is gone and its owner is not viewing used the session
+// after closing the administrator had freed it (ASan: heap-use-after-free
+// in relay_owner_tell).  The relay must close the administrator with
+// `ended`, answer the API and stay up (withRelay checks its clean exit).
+test('the admin API ends an assistance whose host has left: the administrator is closed with ended and the relay stays up', () => withRelay(async (relay) => {
+  await relay.policy(HOST_USER, { help: true });
+  const host = await relay.host();
+  const req = await requestHelp(relay, host);
+  const acc = await relay.api('POST', `/assist/${req.id}/accept`, undefined, adminToken(relay));
+  assert.equal(acc.status, 200, JSON.stringify(acc.body));
+  await host.next('assist_invite');
+  host.send({ type: 'assist_accept', id: req.id });
+  await host.next('notify', 15000, isNotify('assist_accepted'));
+  const admin = await adminViewer(relay);
+  admin.send({ type: 'join', assist: req.id });
+  await admin.next('joined');
+  host.terminate();
+  await admin.next('notify', 15000, isNotify('host_offline'));
+
+  const end = await relay.api('POST', `/assist/${req.id}/end`, undefined, adminToken(relay));
+  assert.equal(end.status, 200, JSON.stringify(end.body));
+  assert.equal(end.body.state, 'ended');
+  await admin.expectRefusal('ended', 4007);
+  const health = await relay.api('GET', '/assist?state=all', undefined, adminToken(relay));
+  assert.equal(health.status, 200, 'the relay answers after the end');
+  assert.equal(health.body.requests.find((r) => r.id === req.id).state, 'ended');
+}));

@@ -169,6 +169,22 @@ static void test_flag_refusals(void **state)
 	assert_non_null(strstr(why, "cannot read /nonexistent/asp.conf"));
 	assert_int_equal(load(&cfg, why, sizeof why, "stray", NULL),
 			 RELAY_CONFIG_ERROR);
+	/* A cluster's call timeout must fit the lease's fencing margin. */
+	assert_int_equal(load(&cfg, why, sizeof why, "--redis",
+			      "redis://127.0.0.1:6379", "--lease-ms", "1000",
+			      "--redis-timeout-ms", "251", NULL),
+			 RELAY_CONFIG_ERROR);
+	assert_non_null(strstr(why, "at most a quarter of lease-ms 1000"));
+	assert_int_equal(load(&cfg, why, sizeof why, "--redis",
+			      "redis://127.0.0.1:6379", "--lease-ms", "1000",
+			      "--redis-timeout-ms", "250", NULL),
+			 RELAY_CONFIG_RUN);
+	assert_int_equal(cfg.lease_ms, 1000);
+	relay_config_free(&cfg);
+	assert_int_equal(load(&cfg, why, sizeof why, "--node-url",
+			      "http://x:1", NULL),
+			 RELAY_CONFIG_ERROR);
+	assert_non_null(strstr(why, "--node-url"));
 }
 
 /* A reload is a second load from the same argv: it sees the file's new
