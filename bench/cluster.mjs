@@ -86,7 +86,7 @@ async function until(fn, ms, what) {
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms: ${what}`);
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms: ${typeof what === 'function' ? what() : what}`);
     await delay(50);
   }
 }
@@ -599,7 +599,8 @@ async function redisOps(n, clip) {
     await phase('owner_join', n, () => startAll(owners, 64, 30000, 'owners'));
     await phase('share', n, async () => {
       for (const h of hosts) h.ws.send(JSON.stringify({ type: 'share' }));
-      await until(() => hosts.every((h) => h.code), 30000, 'codes');
+      await until(() => hosts.every((h) => h.code), 30000,
+        () => `codes: ${hosts.filter((h) => !h.code).length} hosts without one, e.g. ${hosts.find((h) => !h.code)?.events.join(' ')}`);
     });
     const guests = hosts.map((h) => viewPeer(cl, [b.url], { code: h.code }, `guest ${h.label}`));
     await phase('guest_join_redirected', n, () => startAll(guests, 64, 30000, 'guests'));
@@ -718,16 +719,31 @@ async function scale(loads) {
 
 // ---------------------------------------------------------------------------
 
+// A part that fails is recorded (mode cluster-error, with its error) and
+// the next part runs anyway; the exit status says something failed.
 async function main() {
   fs.mkdirSync(OUT, { recursive: true });
   const clip = encodeClip();
-  if (PARTS.includes('failover')) for (const [n, kills] of SIZE.failover) await failover(n, kills, clip);
-  if (PARTS.includes('join')) await joinTimes(SIZE.joins, clip);
-  if (PARTS.includes('redis')) await redisOps(SIZE.sessions, clip);
-  if (PARTS.includes('scale') && SIZE.loads.length) await scale(SIZE.loads);
+  const parts = [];
+  if (PARTS.includes('failover')) for (const [n, kills] of SIZE.failover) parts.push([`failover-${n}`, () => failover(n, kills, clip)]);
+  if (PARTS.includes('join')) parts.push(['join', () => joinTimes(SIZE.joins, clip)]);
+  if (PARTS.includes('redis')) parts.push(['redis', () => redisOps(SIZE.sessions, clip)]);
+  if (PARTS.includes('scale') && SIZE.loads.length) parts.push(['scale', () => scale(SIZE.loads)]);
+  let failed = 0;
+  for (const [name, run] of parts) {
+    try {
+      await run();
+    } catch (e) {
+      failed++;
+      record({ mode: 'cluster-error', part: name, error: String(e.message).slice(0, 1000) });
+      console.error(`bench/cluster.mjs: ${name}: ${e.stack || e.message}`);
+      say(`  ${name} failed: ${String(e.message).split('\n')[0]}`);
+    }
+  }
+  return failed;
 }
 
-main().then(() => process.exit(0), (e) => {
+main().then((failed) => process.exit(failed ? 1 : 0), (e) => {
   console.error(`bench/cluster.mjs: ${e.stack || e.message}`);
   process.exit(1);
 });

@@ -231,8 +231,10 @@ const pctOf = (xs, p) => {
 const sec = (msv) => (msv === null ? null : msv / 1000);
 
 function clusterSection(md) {
-  const out = { failover: {}, join: null, redis: null, two_vs_one: null };
+  const out = { failover: {}, join: null, redis: null, two_vs_one: null,
+    errors: pick({ mode: 'cluster-error' }).map((r) => ({ part: r.part, error: r.error })) };
   md.push('## Cluster (bench/cluster.mjs): two nodes through one Redis, lease 3 s\n');
+  for (const e of out.errors) md.push(`**${e.part} failed:** ${e.error.split('\n')[0]}\n`);
   const fo = pick({ mode: 'cluster-failover' });
   md.push('### Failover: SIGKILL of the node holding N desktops\n');
   md.push('Per desktop: from the kill until its host is welcomed by the other node and its guest has received a keyframe ' +

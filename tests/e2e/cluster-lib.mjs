@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import {
-  Client, HOST_USER, GUEST_USER, OWNER_USER, Proc, Relay, SECRET_LEN, bin, delay, httpRequest, mintToken, within,
+  Client, HOST_USER, GUEST_USER, OWNER_USER, Proc, Relay, SECRET_LEN, bin, delay, freePort, httpRequest, mintToken, within,
 } from './lib.mjs';
 
 // Short enough that a failover test takes seconds, long enough that a
@@ -34,20 +34,6 @@ import {
 export const LEASE_MS = 2000;
 const TAIL = 40;
 const tail = (text, n = TAIL) => text.split('\n').slice(-n).join('\n');
-
-// A TCP port nobody listens on right now (the kernel's pick, released):
-// nodes need theirs before they start, for --node-url, and again when they
-// are started after a kill.
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 // Every redis-server this process started, killed if the test runner exits
 // without its teardown (an uncaught error, a signal): none is left behind.
@@ -606,4 +592,4 @@ export async function until(fn, ms, what, every = 50) {
   }
 }
 
-export { HOST_USER, GUEST_USER, OWNER_USER, delay, httpRequest };
+export { HOST_USER, GUEST_USER, OWNER_USER, delay, freePort, httpRequest };

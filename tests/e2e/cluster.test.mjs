@@ -546,9 +546,9 @@ test('Redis down: served sessions keep streaming for the lease time, new hosts a
 
 // Lease renewals go out on the relay's own loop without waiting (hiredis's
 // libev adapter): a hung Redis alone must not freeze what is served, and a
-// call that needs an answer waits at most --redis-timeout-ms.  A timeout
-// of 1 s makes a loop that blocked on a renewal stall the stream for a
-// second, far beyond the half second allowed here.  (A refused admission
+// call that needs an answer waits at most --redis-timeout-ms.  With a
+// timeout of 700 ms a loop that blocked on a renewal would stall the
+// stream for that long, beyond the 350 ms allowed here.  (A refused admission
 // does block the loop for the timeout: FINDINGS.md, F4.)
 const HUNG_TIMEOUT_MS = 700; // at most a quarter of the lease, as the relay requires
 test('a hung Redis (SIGSTOP): what is served keeps flowing without a stall, a join is answered unavailable within the timeout instead of hanging, and SIGCONT brings it all back', () => withCluster({ lease: 3000, args: ['--redis-timeout-ms', String(HUNG_TIMEOUT_MS)] }, async (cl) => {
