@@ -348,7 +348,8 @@ class Peer {
     const ws = new WebSocket(`${url}/${this.side}`, this.side === 'host' ? 'asp.host.v1' : 'asp.view.v1', { perMessageDeflate: false });
     this.ws = ws;
     let redirected = null;
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', ...this.hello })));
+    let opened = false;
+    ws.on('open', () => { opened = true; ws.send(JSON.stringify({ type: 'hello', ...this.hello })); });
     ws.on('message', (data, binary) => {
       if (binary) {
         if (this.keyAt === null && data[2] === 1 && (data[3] & 1)) this.keyAt = now();
@@ -373,13 +374,16 @@ class Peer {
         return;
       }
       // Lost, refused or too many hops: the next relay of the list, after
-      // the backoff.
+      // the backoff.  A node a redirect named that cannot be reached (one
+      // that just died) costs only the first delay, as in the tools.
+      const deadTarget = this.hops > 0 && !opened;
       this.hops = 0;
       this.at = (this.at + 1) % this.list.length;
       // The tools draw each delay from the upper half of the backoff, so
       // that clients lost together do not come back in lockstep.
-      const wait = this.backoff / 2 + Math.random() * (this.backoff / 2);
-      this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
+      const span = deadTarget ? BACKOFF_FIRST_MS : this.backoff;
+      const wait = span / 2 + Math.random() * (span / 2);
+      if (!deadTarget) this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX_MS);
       setTimeout(() => this.connect(this.list[this.at]), wait);
     });
   }
