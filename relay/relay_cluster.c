@@ -296,8 +296,11 @@ static redisReply *relay_cluster_call(struct relay_cluster *cl,
 				      const char *fmt, ...)
 {
 	bool reused = cl->sync != NULL;
-	redisContext *c = relay_cluster_healthy(cl) ? relay_cluster_sync(cl) :
-						      NULL;
+	/* A node leaving asks anyway (its renewal connection is gone by
+	 * then): a failure pauses the next attempts, so a hung Redis costs
+	 * the goodbye one timeout, not one per lease. */
+	redisContext *c = relay_cluster_healthy(cl) || cl->closing ?
+			  relay_cluster_sync(cl) : NULL;
 	redisReply *rep;
 	uint64_t t0;
 	va_list ap;

@@ -712,3 +712,24 @@ test('an assistance join after the desktop\'s node was killed is refused offline
   const still = (await cl.api(b, 'GET', '/assist')).body.requests.find((x) => x.id === req.id);
   assert.equal(still?.state, 'accepted', 'the refused join changed the request');
 }));
+
+// A node stopped cleanly (SIGTERM) gives its desktops and its node key up
+// before it tells its hosts to go away, so a host that moves on finds its
+// desktop free on the next node instead of being sent back to the one
+// that is leaving until the lease runs out.
+test('SIGTERM of a node: its leases and node key are gone at once, and its host is welcomed on the other node without waiting out the lease', () => withCluster(async (cl) => {
+  const [a, b] = cl.nodes;
+  const host = cl.aspHost([a, b], 'desk-term', ['--source', 'pattern', '--fps', '10']);
+  await host.waitForLine(/^welcome: /);
+  assert.equal((await cl.lease('desk-term')).holder, 'a');
+  a.proc.child.kill('SIGTERM');
+  await a.proc.exited;
+  a.killed = true; // stopped: teardown only checks its sanitizer report
+  const left = Date.now();
+  const { holder } = await cl.lease('desk-term');
+  assert.notEqual(holder, 'a', 'a still held desk-term after it exited');
+  assert.equal(await cl.redis.cmd('GET', 'asp:node:a'), null, 'a\'s node key outlived it');
+  await host.waitForLine(/^reconnected$/, 10000);
+  assert.equal((await cl.lease('desk-term')).holder, 'b');
+  assert.ok(Date.now() - left < LEASE_MS, `the host came back ${Date.now() - left} ms after a left (lease ${LEASE_MS} ms)`);
+}));
