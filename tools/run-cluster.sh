@@ -10,6 +10,7 @@
 # copy of the one signing secret, as an operator would copy it.
 set -eu
 BUILD=${1:-build}
+. "$(dirname "$0")/demo-lib.sh"
 LISTEN_A=${ASP_LISTEN:-127.0.0.1:8080}
 LISTEN_B=${ASP_LISTEN2:-127.0.0.1:8081}
 DATA=${ASP_DATA:-var/cluster}
@@ -88,25 +89,10 @@ http_b=http://$LISTEN_B
 
 # Sign-in tokens from the cluster's secret, and the two permissions for
 # the demo users, set through one node for the whole cluster.
-mint() { "$BUILD/asp-admin" --data "$DATA/a" token "$@" | tail -n 1; }
-admin_token=$(mint --user admin --role admin)
-host_token=$(mint --user demo --role user --desktop demo)
-guest_token=$(mint --user guest --role user)
-for u in demo guest; do
-	"$BUILD/asp-admin" --relay "$http_a" --token "$admin_token" \
-		policy set "$u" help=on collab=on >/dev/null
-done
-
+demo_users "$DATA/a" "$http_a"
 # The demo desktop on node a, with node b as its second relay.
-"$BUILD/asp-host" --relay "$url_a,$url_b" --desktop demo --name "Demo desktop" \
-	--token "$host_token" --share >"$tmp/host.out" 2>&1 </dev/null &
-pids="$! $pids"
-for _ in $(seq 100); do
-	grep -q '^code: ' "$tmp/host.out" 2>/dev/null && break
-	sleep 0.1
-done
-code=$(sed -n 's/^code: //p' "$tmp/host.out" | head -n 1)
-owner_link=$(sed -n 's/^owner-link: //p' "$tmp/host.out" | head -n 1)
+demo_desktop "$url_a,$url_b" "$tmp/host.out"
+pids="$host_pid $pids"
 console=$("$BUILD/asp-admin" --relay "$http_b" --data "$DATA/b" console-link)
 if [ -n "$code" ]; then
 	demo="A demo desktop is connected to node a and sharing."

@@ -4,6 +4,7 @@
 # stops both.
 set -eu
 BUILD=${1:-build}
+. "$(dirname "$0")/demo-lib.sh"
 LISTEN=${ASP_LISTEN:-127.0.0.1:8080}
 DATA=${ASP_DATA:-var}
 tmp=$(mktemp -d)
@@ -37,25 +38,9 @@ http=$(echo "$url" | sed 's/^ws/http/')
 
 # Sign-in tokens from the relay's own secret, and the two permissions
 # for the demo users, as an administrator would grant them.
-mint() { "$BUILD/asp-admin" --data "$DATA" token "$@" | tail -n 1; }
-admin_token=$(mint --user admin --role admin)
-host_token=$(mint --user demo --role user --desktop demo)
-guest_token=$(mint --user guest --role user)
-for u in demo guest; do
-	"$BUILD/asp-admin" --relay "$http" --token "$admin_token" \
-		policy set "$u" help=on collab=on >/dev/null
-done
-
-"$BUILD/asp-host" --relay "$url" --desktop demo --name "Demo desktop" \
-	--token "$host_token" --share >"$tmp/host.out" 2>&1 </dev/null &
-host_pid=$!
-for _ in $(seq 100); do
-	grep -q '^code: ' "$tmp/host.out" 2>/dev/null && break
-	sleep 0.1
-done
-code=$(sed -n 's/^code: //p' "$tmp/host.out" | head -n 1)
+demo_users "$DATA" "$http"
+demo_desktop "$url" "$tmp/host.out"
 owner=$(sed -n 's/^welcome: owner_key=//p' "$tmp/host.out" | head -n 1)
-owner_link=$(sed -n 's/^owner-link: //p' "$tmp/host.out" | head -n 1)
 console=$("$BUILD/asp-admin" --relay "$http" --data "$DATA" console-link)
 
 cat <<EOT
