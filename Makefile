@@ -115,6 +115,7 @@ $(BUILD)/tests/test_relay_store: $(BUILD)/obj/tests/unit/test_relay_store.o \
 		$(BUILD)/obj/relay/relay_store.o \
 		$(BUILD)/obj/relay/relay_store_sqlite.o \
 		$(BUILD)/obj/relay/relay_store_redis.o \
+		$(BUILD)/obj/relay/relay_redis.o \
 		$(BUILD)/obj/relay/relay_alloc.o $(LIBCODEC) $(LIBPROTO)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)

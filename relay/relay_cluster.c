@@ -9,7 +9,6 @@
  */
 #include "relay/relay_cluster.h"
 
-#include <errno.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -23,6 +22,7 @@
 #include "protocol/proto_url.h"
 #include "relay/relay.h"
 #include "relay/relay_alloc.h"
+#include "relay/relay_redis.h"
 
 #define RELAY_BUS "asp:bus"
 #define RELAY_DESKTOPS "asp:desktops"
@@ -247,15 +247,6 @@ static redisContext *relay_cluster_sync(struct relay_cluster *cl)
 	return cl->sync;
 }
 
-/* The connection's error says Redis closed it (EOF, reset, broken pipe),
- * as opposed to a timeout. */
-static bool relay_cluster_closed(const redisContext *c)
-{
-	return c->err == REDIS_ERR_EOF ||
-	       (c->err == REDIS_ERR_IO &&
-		(!strcmp(c->errstr, strerror(ECONNRESET)) ||
-		 !strcmp(c->errstr, strerror(EPIPE))));
-}
 
 static uint64_t relay_cluster_round_us(const struct relay_cluster *cl)
 {
@@ -315,7 +306,7 @@ static redisReply *relay_cluster_call(struct relay_cluster *cl,
 	va_end(ap);
 	/* A connection Redis closed while it sat idle (a Redis restart)
 	 * never saw the command: made again at once, and sent once more. */
-	if (!rep && reused && relay_cluster_closed(c)) {
+	if (!rep && reused && relay_redis_closed(c)) {
 		redisFree(cl->sync);
 		cl->sync = NULL;
 		c = relay_cluster_sync(cl);

@@ -36,6 +36,7 @@
 #include "protocol/proto_error.h"
 #include "protocol/proto_url.h"
 #include "relay/relay_alloc.h"
+#include "relay/relay_redis.h"
 
 /* The least time between two attempts to connect. */
 #define STORE_RETRY_MS 500
@@ -695,16 +696,6 @@ static int store_reply_error(struct store_redis *s, const char *what,
 	return err;
 }
 
-/* Whether the connection failed because Redis had closed it (its idle
- * timeout, a restart) rather than by not answering. */
-static bool store_closed(const struct store_redis *s)
-{
-	return s->c->err == REDIS_ERR_EOF ||
-	       (s->c->err == REDIS_ERR_IO &&
-		(strcmp(s->c->errstr, strerror(ECONNRESET)) == 0 ||
-		 strcmp(s->c->errstr, strerror(EPIPE)) == 0));
-}
-
 /* One round trip of a's command, connecting first if need be; NULL with
  * *err set when it failed.  A connection Redis closed while it was idle
  * is replaced once at once: Redis did not read the command, and waiting
@@ -732,7 +723,7 @@ static redisReply *store_roundtrip(struct store_redis *s,
 		store_timeout(s, reused ? s->timeout_ms
 					: (int)(deadline - mono_ms()));
 		rep = redisCommandArgv(s->c, (int)a->n, a->v, a->len);
-		if (rep || !reused || !store_closed(s))
+		if (rep || !reused || !relay_redis_closed(s->c))
 			break;
 		redisFree(s->c);
 		s->c = NULL;
