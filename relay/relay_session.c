@@ -1406,6 +1406,16 @@ struct relay_revoke {
 	size_t n, cap;
 };
 
+/* Sessions gathered before they are acted on (acting edits the maps). */
+static void relay_collect_add(struct relay_revoke *x, struct relay_session *s)
+{
+	if (x->n == x->cap) {
+		x->cap = x->cap ? x->cap * 2 : 8;
+		x->hit = relay_xrealloc(x->hit, x->cap * sizeof(*x->hit));
+	}
+	x->hit[x->n++] = s;
+}
+
 static void relay_revoke_collect(const char *key, void *val, void *arg)
 {
 	struct relay_revoke *x = arg;
@@ -1414,13 +1424,8 @@ static void relay_revoke_collect(const char *key, void *val, void *arg)
 		     !strcmp(s->guest->who.user, x->user);
 
 	(void)key;
-	if (!guest && !(s->code[0] && !strcmp(s->user, x->user)))
-		return;
-	if (x->n == x->cap) {
-		x->cap = x->cap ? x->cap * 2 : 8;
-		x->hit = relay_xrealloc(x->hit, x->cap * sizeof(*x->hit));
-	}
-	x->hit[x->n++] = s;
+	if (guest || (s->code[0] && !strcmp(s->user, x->user)))
+		relay_collect_add(x, s);
 }
 
 #define RELAY_REVOKED_MSG \
@@ -1472,14 +1477,8 @@ void relay_session_revoke_collab(struct relay *r, const char *user)
 
 static void relay_resync_collect(const char *key, void *val, void *arg)
 {
-	struct relay_revoke *x = arg;
-
 	(void)key;
-	if (x->n == x->cap) {
-		x->cap = x->cap ? x->cap * 2 : 8;
-		x->hit = relay_xrealloc(x->hit, x->cap * sizeof(*x->hit));
-	}
-	x->hit[x->n++] = val;
+	relay_collect_add(arg, val);
 }
 
 void relay_session_resync(struct relay *r)
